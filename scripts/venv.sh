@@ -1,0 +1,18 @@
+# Sourced by the other scripts: make ./.venv with every local distribution installed.
+# One pip call installs all of ours together, so pip never fetches one from an index.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$root/.venv"
+python=${PYTHON:-python3}
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --upgrade pip >/dev/null
+"$venv/bin/python" -m pip install --quiet \
+    -e "$root/zocalo-core[testing]" \
+    -e "$root/zocalo-transport-pika" \
+    -e "$root/zocalo-transport-stomp" \
+    -e "$root/zocalo-plugin-logging" \
+    -e "$root/zocalo-services-contrib" \
+    "$@"
+export PATH="$venv/bin:$PATH"

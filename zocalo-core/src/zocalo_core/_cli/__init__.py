@@ -1,0 +1,1 @@
+"""The `zocalo` command line."""

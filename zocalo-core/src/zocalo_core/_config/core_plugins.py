@@ -1,0 +1,1 @@
+CORE_CONFIG_PLUGINS: tuple[object, ...] = ()

@@ -1,0 +1,3 @@
+"""Logging configuration and Graylog handlers for Zocalo."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""RabbitMQ transport for Zocalo, on pika."""
+
+__all__: list[str] = []

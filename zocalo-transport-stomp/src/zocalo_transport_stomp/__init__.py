@@ -1,0 +1,3 @@
+"""ActiveMQ transport for Zocalo, on stomp.py."""
+
+__all__: list[str] = []
