@@ -7,8 +7,13 @@ python=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip >/dev/null
-"$venv/bin/python" -m pip install --quiet \
+# This machine's pip configuration names mirror folders that may not exist; pip says so
+# once per package, which only hides what matters.
+quiet_pip() {
+    "$venv/bin/python" -m pip "$@" 2> >(grep -v "is neither a file nor a directory" >&2)
+}
+quiet_pip install --quiet --upgrade pip >/dev/null
+quiet_pip install --quiet \
     -e "$root/zocalo-core[testing]" \
     -e "$root/zocalo-transport-pika" \
     -e "$root/zocalo-transport-stomp" \

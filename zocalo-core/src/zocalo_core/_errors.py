@@ -22,7 +22,7 @@ class PluginError(ZocaloError):
 
 
 class UnknownPluginError(PluginError):
-    """A transport, service, wrapper or other plugin was asked for by a name not installed."""
+    """A transport, service, wrapper or other plugin was named but is not installed."""
 
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         self.kind = kind
@@ -37,7 +37,7 @@ class TransportError(ZocaloError):
 
 
 class DisconnectedError(TransportError):
-    """The transport is not connected, or lost its connection and could not get it back."""
+    """The transport is not connected, or lost its connection and gave up on it."""
 
 
 class MessageError(ZocaloError):

@@ -11,13 +11,22 @@ import functools
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import pluggy
 
 from zocalo_core import hookspecs
 from zocalo_core._errors import PluginError, UnknownPluginError
-from zocalo_core._records import PLUGIN_KINDS
+from zocalo_core._records import (
+    PLUGIN_KINDS,
+    CommandPlugin,
+    ConfigPlugin,
+    DispatcherFilter,
+    ReadinessCheck,
+    ServicePlugin,
+    TransportPlugin,
+    WrapperPlugin,
+)
 
 logger = logging.getLogger("zocalo_core.plugins")
 
@@ -26,7 +35,29 @@ BUILTIN_PLUGIN_MODULES = ("zocalo_core._builtins",)
 
 CORE_DISTRIBUTION = "zocalo-core"
 
-RecordT = TypeVar("RecordT")
+
+class NamedRecord(Protocol):
+    """What every registration record has: a name and a one-line summary."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def summary(self) -> str: ...
+
+
+RecordT = TypeVar("RecordT", bound=NamedRecord)
+
+#: The record type each registration hook must return.
+RECORD_TYPES: Mapping[str, type] = {
+    "zocalo_transports": TransportPlugin,
+    "zocalo_config_plugins": ConfigPlugin,
+    "zocalo_services": ServicePlugin,
+    "zocalo_wrappers": WrapperPlugin,
+    "zocalo_dispatcher_filters": DispatcherFilter,
+    "zocalo_readiness_checks": ReadinessCheck,
+    "zocalo_cli_commands": CommandPlugin,
+}
 
 
 @dataclass(frozen=True)
@@ -39,11 +70,11 @@ class Registered(Generic[RecordT]):
 
     @property
     def name(self) -> str:
-        return str(getattr(self.record, "name"))
+        return self.record.name
 
     @property
     def summary(self) -> str:
-        return str(getattr(self.record, "summary", ""))
+        return self.record.summary
 
 
 def _trace_hook_calls(manager: pluggy.PluginManager) -> None:
@@ -56,32 +87,71 @@ def _trace_hook_calls(manager: pluggy.PluginManager) -> None:
     manager.add_hookcall_monitoring(before, after)
 
 
-@functools.cache
-def get_plugin_manager() -> pluggy.PluginManager:
-    """Return the one plugin manager of this process, building it on first use."""
+def build_plugin_manager(
+    extra_plugins: Iterable[object] = (),
+    *,
+    load_entry_points: bool = True,
+    builtins: bool = True,
+) -> pluggy.PluginManager:
+    """Build a new plugin manager: specs, built-ins, entry points, then `extra_plugins`.
+
+    Tests use `extra_plugins` (modules or objects with `zocalo_*` hook functions),
+    `load_entry_points=False` and possibly `builtins=False` to see exactly the plugins
+    they name.
+    """
     import importlib
 
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     _trace_hook_calls(manager)
-    for module_name in BUILTIN_PLUGIN_MODULES:
+    for module_name in BUILTIN_PLUGIN_MODULES if builtins else ():
         manager.register(importlib.import_module(module_name), name=module_name)
-    try:
-        manager.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
-    except Exception as exc:
-        message = f"a plugin of entry-point group 'zocalo' failed to load: {exc}"
-        raise PluginError(message) from exc
+    if load_entry_points:
+        try:
+            manager.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
+        except Exception as exc:
+            message = f"a plugin of entry-point group 'zocalo' failed to load: {exc}"
+            raise PluginError(message) from exc
+    for plugin in extra_plugins:
+        manager.register(plugin)
     manager.check_pending()
     return manager
 
 
+@functools.cache
+def get_plugin_manager() -> pluggy.PluginManager:
+    """Return the one plugin manager of this process, building it on first use."""
+    return build_plugin_manager()
+
+
 def _distribution_of(manager: pluggy.PluginManager) -> dict[int, str]:
-    names = {id(plugin): dist.project_name for plugin, dist in manager.list_plugin_distinfo()}
+    names = {
+        id(plugin): dist.project_name for plugin, dist in manager.list_plugin_distinfo()
+    }
     for module_name in BUILTIN_PLUGIN_MODULES:
         plugin = manager.get_plugin(module_name)
         if plugin is not None:
             names[id(plugin)] = CORE_DISTRIBUTION
     return names
+
+
+def _call_registration_hook(hook_name: str, impl: Any, provider: str) -> list[Any]:
+    try:
+        records = list(impl.function() or ())
+    except Exception as exc:
+        message = (
+            f"plugin {impl.plugin_name!r} of {provider} failed in {hook_name}: {exc}"
+        )
+        raise PluginError(message) from exc
+    expected = RECORD_TYPES[hook_name]
+    for record in records:
+        if not isinstance(record, expected):
+            message = (
+                f"plugin {impl.plugin_name!r} of {provider} returned {record!r} from "
+                f"{hook_name}; expected {expected.__name__} records"
+            )
+            raise PluginError(message)
+    return records
 
 
 class PluginRegistry:
@@ -95,7 +165,7 @@ class PluginRegistry:
             hook = getattr(manager.hook, hook_name)
             for impl in hook.get_hookimpls():
                 provider = distribution_of.get(id(impl.plugin), impl.plugin_name)
-                for record in impl.function() or ():
+                for record in _call_registration_hook(hook_name, impl, provider):
                     self._add(entries, Registered(kind, record, provider))
             self._by_kind[kind] = entries
 

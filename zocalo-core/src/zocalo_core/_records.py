@@ -49,7 +49,7 @@ class ConfigKey:
 
 @dataclass(frozen=True)
 class ConfigPlugin:
-    """A configuration plugin: the kind of block named by `plugin: <name>` in a site file.
+    """A configuration plugin: the kind of site-file block that says `plugin: <name>`.
 
     `activate(block, site)` runs when an environment using such a block is activated;
     `block` is the block's mapping without its `plugin` key and `site` the
@@ -67,7 +67,7 @@ class ConfigPlugin:
 
 @dataclass(frozen=True)
 class ServicePlugin:
-    """A service that `zocalo service -s NAME` can run; `service_class` subclasses `Service`."""
+    """A service for `zocalo service -s NAME`; `service_class` subclasses `Service`."""
 
     name: str
     service_class: type
@@ -85,7 +85,7 @@ class WrapperPlugin:
 
 @dataclass(frozen=True)
 class DispatcherFilter:
-    """A function the Dispatcher applies, in registration order, to each processing request.
+    """A function the Dispatcher applies, in registration order, to every request.
 
     `function(message, parameters)` returns the (possibly new) `(message, parameters)`.
     """
@@ -109,7 +109,7 @@ class ReadinessCheck:
 
 @dataclass(frozen=True)
 class CommandPlugin:
-    """A click command or group added under `zocalo` by a plugin, e.g. `configure-rabbitmq`."""
+    """A click command or group that a plugin adds under `zocalo`."""
 
     name: str
     command: click.Command

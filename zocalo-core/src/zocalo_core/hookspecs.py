@@ -44,7 +44,7 @@ def zocalo_transports() -> Sequence[TransportPlugin] | None:
 
         @hookimpl
         def zocalo_transports():
-            return [TransportPlugin("mybroker", MyBrokerTransport.from_site, "My broker")]
+            return [TransportPlugin("mybroker", MyBroker.from_site, "My broker")]
     """
 
 
@@ -61,7 +61,7 @@ def zocalo_config_plugins() -> Sequence[ConfigPlugin] | None:
         @hookimpl
         def zocalo_config_plugins():
             keys = (ConfigKey("url", (str,), required=True),)
-            return [ConfigPlugin("ispyb", lambda block, site: dict(block), "ISPyB", keys)]
+            return [ConfigPlugin("ispyb", lambda block, site: block, "ISPyB", keys)]
     """
 
 

@@ -1,3 +1,4 @@
-"""Zocalo services: the Dispatcher, FileWatcher, Runner, JSONLines, Mailer and Schlockmeister."""
+"""Zocalo services: the Dispatcher, FileWatcher, Runner, JSONLines, Mailer and
+Schlockmeister."""
 
 __all__: list[str] = []

@@ -8,15 +8,16 @@ import sys
 
 import click
 
-from zocalo_core import __version__
 from zocalo_core._cli.common import debug_requested
 from zocalo_core._errors import PluginError, ZocaloError
+from zocalo_core._version import __version__
 
 #: Built-in commands, loaded only when used, so `zocalo --help` stays fast.
 BUILTIN_COMMANDS = {
     "config": "zocalo_core._cli.config_cmd:config",
     "plugins": "zocalo_core._cli.plugins_cmd:plugins",
     "recipe": "zocalo_core._cli.recipe_cmd:recipe",
+    "service": "zocalo_core._cli.service_cmd:service",
 }
 
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = debug_requested(arguments)
     _configure_default_logging(debug)
     try:
-        cli.main(args=arguments, prog_name="zocalo", standalone_mode=False)
+        result = cli.main(args=arguments, prog_name="zocalo", standalone_mode=False)
     except ZocaloError as exc:
         if debug:
             raise
@@ -89,7 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    sys.exit(0)
+    # Outside standalone mode click returns the code of `ctx.exit(code)` instead of
+    # raising it.
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

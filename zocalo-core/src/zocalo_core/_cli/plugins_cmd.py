@@ -12,7 +12,9 @@ from zocalo_core._plugins import get_registry
 @site_options
 def plugins(site: SiteOptions) -> None:
     """List every installed plugin by kind, name and distribution."""
-    entries = sorted(get_registry().all_entries(), key=lambda e: (e.kind, e.name.lower()))
+    entries = sorted(
+        get_registry().all_entries(), key=lambda e: (e.kind, e.name.lower())
+    )
     if not entries:
         click.echo("no plugins are installed")
         return
