@@ -19,7 +19,7 @@ PACKAGES = [
 TOOLS = {
     "lint": ["ruff>=0.5"],
     "typecheck": ["mypy>=1.10", "types-PyYAML", "pytest>=7.4"],
-    "tests": ["pytest>=7.4", "pytest-timeout>=2.2"],
+    "tests": ["pytest>=7.4", "pytest-timeout>=2.2", "hypothesis>=6"],
 }
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
@@ -29,16 +29,21 @@ nox.options.reuse_existing_virtualenvs = True
 def install_local_packages(session: nox.Session) -> None:
     local = []
     for package in PACKAGES:
-        local += ["-e", f"./{package}[testing]" if package == "zocalo-core" else f"./{package}"]
+        local += [
+            "-e",
+            f"./{package}[testing]" if package == "zocalo-core" else f"./{package}",
+        ]
     session.install(*local)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff: lint and formatting, over every distribution, the docs' code and this file."""
+    """ruff: lint and formatting of every distribution, the benchmarks and this file."""
     session.install(*TOOLS["lint"])
     session.run("ruff", "check", *PACKAGES, "noxfile.py", "bench", "examples")
-    session.run("ruff", "format", "--check", *PACKAGES, "noxfile.py", "bench", "examples")
+    session.run(
+        "ruff", "format", "--check", *PACKAGES, "noxfile.py", "bench", "examples"
+    )
 
 
 @nox.session
@@ -58,4 +63,6 @@ def tests(session: nox.Session) -> None:
     """
     session.install(*TOOLS["tests"])
     install_local_packages(session)
-    session.run("pytest", *(f"{package}/tests" for package in PACKAGES), *session.posargs)
+    session.run(
+        "pytest", *(f"{package}/tests" for package in PACKAGES), *session.posargs
+    )

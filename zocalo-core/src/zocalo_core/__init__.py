@@ -8,7 +8,7 @@ too; everything else is private.
 
 from __future__ import annotations
 
-from zocalo_core._config import SiteConfiguration, load
+from zocalo_core._config import ConfigurationProblems, SiteConfiguration, load
 from zocalo_core._errors import (
     ConfigurationError,
     DisconnectedError,
@@ -20,6 +20,20 @@ from zocalo_core._errors import (
     ZocaloError,
 )
 from zocalo_core._plugins import get_plugin_manager, get_registry
+from zocalo_core._recipe import (
+    RECIPE_HEADER,
+    InvalidRecipeError,
+    Recipe,
+    RecipeEnvelope,
+    RecipeProblem,
+    RecipeWrapper,
+    apply_parameters,
+    build_envelope,
+    is_recipe_message,
+    parse_envelope,
+    recipe_headers,
+    start_recipe,
+)
 from zocalo_core._records import (
     CommandPlugin,
     ConfigKey,
@@ -30,31 +44,66 @@ from zocalo_core._records import (
     TransportPlugin,
     WrapperPlugin,
 )
+from zocalo_core._service import (
+    Handling,
+    RejectMessage,
+    RunnerOptions,
+    Service,
+    ServiceRunner,
+    ServiceStatus,
+    Subscribe,
+    SubscribeBroadcast,
+)
+from zocalo_core._version import __version__
 from zocalo_core.hookspecs import hookimpl
-
-__version__ = "0.1.0"
+from zocalo_core.transport import Message, Subscription, Transaction, Transport
 
 __all__ = [
+    "RECIPE_HEADER",
     "CommandPlugin",
     "ConfigKey",
     "ConfigPlugin",
     "ConfigurationError",
+    "ConfigurationProblems",
     "DisconnectedError",
     "DispatcherFilter",
+    "Handling",
+    "InvalidRecipeError",
+    "Message",
     "MessageError",
     "PluginError",
     "ReadinessCheck",
+    "Recipe",
+    "RecipeEnvelope",
     "RecipeError",
+    "RecipeProblem",
+    "RecipeWrapper",
+    "RejectMessage",
+    "RunnerOptions",
+    "Service",
     "ServicePlugin",
+    "ServiceRunner",
+    "ServiceStatus",
     "SiteConfiguration",
+    "Subscribe",
+    "SubscribeBroadcast",
+    "Subscription",
+    "Transaction",
+    "Transport",
     "TransportError",
     "TransportPlugin",
     "UnknownPluginError",
     "WrapperPlugin",
     "ZocaloError",
     "__version__",
+    "apply_parameters",
+    "build_envelope",
     "get_plugin_manager",
     "get_registry",
     "hookimpl",
+    "is_recipe_message",
     "load",
+    "parse_envelope",
+    "recipe_headers",
+    "start_recipe",
 ]

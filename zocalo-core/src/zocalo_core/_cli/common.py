@@ -7,11 +7,16 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from zocalo_core._config import SiteConfiguration, load
+from zocalo_core._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from zocalo_core._records import TransportPlugin
+    from zocalo_core.transport import Transport
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +34,46 @@ class SiteOptions:
     _site: SiteConfiguration | None = None
 
     def open_site(self) -> SiteConfiguration:
-        """Load the site file (or `$ZOCALO_CONFIG`) once and activate its environments."""
+        """Load the site file (or `$ZOCALO_CONFIG`) once; activate the environments."""
         if self._site is None:
             site = load(self.config_path)
             site.activate(self.environments)
             self._site = site
         return self._site
+
+    def transport_name(self) -> str | None:
+        """`-t`, else the `transport` block, else the storage default, or None."""
+        return self.open_site().transport_name(self.transport)
+
+    def broker_transport(self) -> Transport:
+        """A new transport to a real broker, for commands that talk to other processes.
+
+        Such commands never fall back to the in-process `memory` transport: with no
+        broker configured they fail with one line that says what to do.
+        """
+        name = self.transport_name()
+        if name is None or name == "memory":
+            raise ConfigurationError(NO_BROKER_MESSAGE)
+        return make_transport(name, self.open_site())
+
+    def embedded_transport(self) -> Transport:
+        """A new transport for a command that may run on the embedded broker."""
+        return make_transport(self.transport_name() or "memory", self.open_site())
+
+
+NO_BROKER_MESSAGE = (
+    "no message broker is configured: add a `transport` block (plugin: transport, "
+    "default: pika) and a `pika` block to the site file, or pass -t pika; "
+    "to run a recipe inside one process on the embedded transport use `zocalo run`"
+)
+
+
+def make_transport(name: str, site: SiteConfiguration | None) -> Transport:
+    """Build the installed transport called `name` (an error lists the known ones)."""
+    from zocalo_core._plugins import get_registry
+
+    record: TransportPlugin = get_registry().get("transport", name)
+    return record.factory(site)
 
 
 def site_options(command: F) -> F:
@@ -57,7 +96,7 @@ def site_options(command: F) -> F:
         "environments",
         metavar="ENV",
         multiple=True,
-        help="Site environment to activate; may be repeated (default: the site's default).",
+        help="Site environment to activate; may be repeated (default: `default`).",
     )
     @click.option(
         "-t",
