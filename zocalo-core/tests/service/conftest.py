@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from zocalo_core import RunnerOptions, Service, ServiceRunner
-from zocalo_core.testing import MemoryBroker, MemoryTransport
+from zocalo_core.testing import Collector, MemoryBroker, MemoryTransport
 
 
 class RunningService:
@@ -52,30 +52,6 @@ def run_service(memory_broker: MemoryBroker) -> Iterator[Any]:
     for running in started:
         if running.thread.is_alive():
             running.stop()
-
-
-class Collector:
-    """Collects the messages of one queue or topic, with bounded waits."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, message: Any) -> None:
-        with self._changed:
-            self.messages.append(message)
-            self._changed.notify_all()
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[Any]:
-        with self._changed:
-            self._changed.wait_for(lambda: len(self.messages) >= count, timeout)
-            assert len(self.messages) >= count, f"got {len(self.messages)} of {count}"
-            return list(self.messages)
-
-    @property
-    def bodies(self) -> list[Any]:
-        with self._changed:
-            return [message.body for message in self.messages]
 
 
 @pytest.fixture

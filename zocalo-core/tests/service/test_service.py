@@ -59,7 +59,7 @@ def test_results_go_to_the_next_step(
 
     start_with(observer, 21)
 
-    [message] = doubled.wait_for(1)
+    [message] = doubled.wait_for(1, 10)
     assert message.body["payload"] == 42
     assert message.body["recipe-pointer"] == 2
     assert message.body["environment"] == {"ID": "recipe-1"}
@@ -81,8 +81,8 @@ def test_a_handler_that_raises_nacks_and_the_service_goes_on(
     start_with(observer, "boom", "second")
     start_with(observer, 3, "third")
 
-    assert sorted(m.body["payload"] for m in doubled.wait_for(2)) == [2, 6]
-    [dead_letter] = dead.wait_for(1)
+    assert sorted(m.body["payload"] for m in doubled.wait_for(2, 10)) == [2, 6]
+    [dead_letter] = dead.wait_for(1, 10)
     assert dead_letter.body["environment"]["ID"] == "second"
     deaths = dead_letter.headers["x-zocalo-deaths"]
     assert deaths[-1]["attempts"] == memory_broker.delivery_limit
@@ -108,7 +108,7 @@ def test_sends_and_the_ack_commit_together(
 
     start_with(observer, 5)
 
-    [message] = doubled.wait_for(1)
+    [message] = doubled.wait_for(1, 10)
     assert memory_broker.wait_idle(10, match=lambda m: m.destination == "numbers")
     assert message.body["payload"] == 10
     assert doubled.bodies == [message.body], "an aborted attempt's send was delivered"
@@ -122,7 +122,7 @@ def test_a_message_without_the_recipe_header_is_rejected_naming_the_queue(
 
     observer.send("numbers", {"payload": 1})
 
-    [dead_letter] = dead.wait_for(1)
+    [dead_letter] = dead.wait_for(1, 10)
     [death] = dead_letter.headers["x-zocalo-deaths"]
     assert death["reason"] == "rejected"
     assert "'numbers'" in death["error"]
@@ -139,7 +139,7 @@ def test_reject_message_dead_letters_at_once_with_the_reason(
 
     start_with(observer, "malformed")
 
-    [dead_letter] = dead.wait_for(1)
+    [dead_letter] = dead.wait_for(1, 10)
     [death] = dead_letter.headers["x-zocalo-deaths"]
     assert death["attempts"] == 1
     assert death["error"] == "payload 'malformed' can never be doubled"
@@ -153,7 +153,7 @@ def test_a_malformed_recipe_envelope_is_rejected(
 
     observer.send("numbers", {"payload": 1}, headers={"workflows-recipe": True})
 
-    [dead_letter] = dead.wait_for(1)
+    [dead_letter] = dead.wait_for(1, 10)
     assert (
         "malformed recipe message" in dead_letter.headers["x-zocalo-deaths"][0]["error"]
     )
@@ -191,7 +191,7 @@ def test_a_service_may_batch_and_ack_later(
     for number in range(5):
         observer.send("lines", number)
 
-    [batch] = batches.wait_for(1)
+    [batch] = batches.wait_for(1, 10)
     assert batch.body == [0, 1, 2, 3, 4]
     assert memory_broker.wait_idle(5, match=lambda m: m.destination == "lines")
 
@@ -214,5 +214,5 @@ def test_plain_subscriptions_get_the_message_and_are_acked_after(
 
     observer.send("plain", 41)
 
-    assert out.wait_for(1)[0].body == 42
+    assert out.wait_for(1, 10)[0].body == 42
     assert memory_broker.wait_idle(5, match=lambda m: m.destination == "plain")

@@ -15,6 +15,7 @@ from zocalo_core._version import __version__
 #: Built-in commands, loaded only when used, so `zocalo --help` stays fast.
 BUILTIN_COMMANDS = {
     "config": "zocalo_core._cli.config_cmd:config",
+    "go": "zocalo_core._cli.go_cmd:go",
     "plugins": "zocalo_core._cli.plugins_cmd:plugins",
     "recipe": "zocalo_core._cli.recipe_cmd:recipe",
     "service": "zocalo_core._cli.service_cmd:service",

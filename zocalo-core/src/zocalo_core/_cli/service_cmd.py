@@ -23,6 +23,17 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
         ctx.exit()
 
 
+def apply_verbosity(site: SiteOptions, verbose: int) -> None:
+    """`-v` steps: the site's `logging` verbosity levels if it has them, else the root."""
+    if not verbose:
+        return
+    logging_levels = site.open_site().plugin("logging")
+    if logging_levels is not None and hasattr(logging_levels, "verbosity"):
+        logging_levels.verbosity = verbose
+    else:
+        logging.getLogger().setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+
+
 @click.command()
 @click.option(
     "-s",
@@ -71,8 +82,7 @@ def service(
     name = match_service_name(service_name, registry.primary_names("service"))
     if restart:
         sys.exit(Supervisor(child_command(sys.argv[1:])).run())
-    if verbose:
-        logging.getLogger().setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+    apply_verbosity(site, verbose)
     service_class = registry.get("service", name).service_class
     transport = site.broker_transport()
     options = RunnerOptions(tag=tag, grace_period=grace_period)
