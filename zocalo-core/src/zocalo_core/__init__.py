@@ -19,6 +19,7 @@ from zocalo_core._errors import (
     UnknownPluginError,
     ZocaloError,
 )
+from zocalo_core._memory import MemoryBroker, MemoryTransport, QueuedMessage
 from zocalo_core._plugins import get_plugin_manager, get_registry
 from zocalo_core._recipe import (
     RECIPE_HEADER,
@@ -69,9 +70,12 @@ __all__ = [
     "DispatcherFilter",
     "Handling",
     "InvalidRecipeError",
+    "MemoryBroker",
+    "MemoryTransport",
     "Message",
     "MessageError",
     "PluginError",
+    "QueuedMessage",
     "ReadinessCheck",
     "Recipe",
     "RecipeEnvelope",

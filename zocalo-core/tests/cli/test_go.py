@@ -180,3 +180,18 @@ def test_a_failed_send_is_stored_in_the_fallback_folder(
     content: dict[str, Any] = json.loads(stored[0].read_text())
     assert content["message"]["recipes"] == ["example"]
     assert "stored the request in" in err
+
+
+def test_the_dotted_alias_of_the_existing_system_runs_the_same_command() -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    alias = Path(sys.executable).parent / "zocalo.go"
+    assert alias.exists() or shutil.which("zocalo.go")
+    result = subprocess.run(
+        [str(alias), "--help"], capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0
+    assert "Send a processing request to the Dispatcher" in result.stdout

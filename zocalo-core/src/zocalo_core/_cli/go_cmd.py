@@ -16,6 +16,7 @@ from zocalo_core._cli.request import (
     build_request,
     describe_request,
     request_headers,
+    request_options,
 )
 from zocalo_core._errors import ZocaloError
 
@@ -25,33 +26,9 @@ FALLBACK_KEY = "zocalo.go.fallback_location"
 
 
 @click.command()
-@click.option(
-    "-r",
-    "--recipe",
-    "recipes",
-    multiple=True,
-    metavar="NAME",
-    help="Recipe from the recipe directory, without `.json`; may be repeated.",
-)
-@click.option(
-    "-f",
-    "--file",
-    "recipe_file",
-    metavar="FILE",
-    help="A recipe file, sent along as a custom recipe.",
-)
-@click.option(
-    "-s",
-    "--set",
-    "settings",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A recipe parameter; may be repeated.",
-)
-@click.option("-n", "--no-dcid", "no_id", is_flag=True, help="Send without an ID.")
+@request_options
 @click.option("--dry-run", is_flag=True, help="Show the request; send nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the request before sending.")
-@click.argument("ids", nargs=-1, metavar="ID")
 @site_options
 def go(
     site: SiteOptions,

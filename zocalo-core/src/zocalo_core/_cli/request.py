@@ -6,9 +6,9 @@ import getpass
 import json
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -17,6 +17,43 @@ from zocalo_core._recipe import Recipe
 
 #: The queue the Dispatcher consumes.
 PROCESSING_QUEUE = "processing_recipe"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def request_options(command: F) -> F:
+    """`-r`, `-f`, `-s`, `-n` and the ID argument, shared by `go` and `run`."""
+    decorators = [
+        click.option(
+            "-r",
+            "--recipe",
+            "recipes",
+            multiple=True,
+            metavar="NAME",
+            help="Recipe from the recipe directory, without `.json`; may be repeated.",
+        ),
+        click.option(
+            "-f",
+            "--file",
+            "recipe_file",
+            metavar="FILE",
+            help="A recipe file, sent along as a custom recipe.",
+        ),
+        click.option(
+            "-s",
+            "--set",
+            "settings",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="A recipe parameter; may be repeated.",
+        ),
+        click.option("-n", "--no-dcid", "no_id", is_flag=True, help="Use no ID."),
+        click.argument("ids", nargs=-1, metavar="ID"),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
 
 
 def parse_settings(settings: Sequence[str]) -> dict[str, str]:

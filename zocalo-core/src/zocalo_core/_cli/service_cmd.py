@@ -24,7 +24,7 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 
 
 def apply_verbosity(site: SiteOptions, verbose: int) -> None:
-    """`-v` steps: the site's `logging` verbosity levels if it has them, else the root."""
+    """`-v` steps: the site's `logging` verbosity levels if it has them, else root."""
     if not verbose:
         return
     logging_levels = site.open_site().plugin("logging")

@@ -110,6 +110,11 @@ class Service:
 
     # Helpers for handlers.
 
+    @property
+    def transaction(self) -> Transaction | None:
+        """The transaction of the message being handled, or None outside one."""
+        return self._transaction
+
     def send(self, queue: str, body: Any, **options: Any) -> None:
         """Send to a queue, inside the current message's transaction if there is one."""
         options.setdefault("transaction", self._transaction)

@@ -14,7 +14,7 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,9 @@ class RunnerOptions:
     status_interval: float = STATUS_INTERVAL
     handle_signals: bool = True
     host: str = field(default_factory=host_id)
+    #: Called with each message's queue (or topic) just before the service handles it;
+    #: `zocalo run` uses it to show progress. Exceptions from it are logged and ignored.
+    on_message: Callable[[str, Message], None] | None = None
 
 
 def shutdown_command_matches(
@@ -209,11 +212,21 @@ class ServiceRunner:
     def _dispatch(self, declaration: Any, message: Message) -> None:
         assert self.service is not None
         self.status.set(ServiceStatus.PROCESSING)
+        self._notify(declaration, message)
         with self._busy:
             if isinstance(declaration, SubscribeBroadcast):
                 self.service.handle_broadcast(declaration, message)
             else:
                 self.service.handle_message(declaration, message)
+
+    def _notify(self, declaration: Any, message: Message) -> None:
+        if self.options.on_message is None:
+            return
+        destination = getattr(declaration, "queue", None) or declaration.topic
+        try:
+            self.options.on_message(destination, message)
+        except Exception:
+            logger.warning("the on_message observer failed", exc_info=True)
 
     def _run_idle(self) -> int:
         assert self.service is not None

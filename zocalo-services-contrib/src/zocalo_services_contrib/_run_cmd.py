@@ -1,0 +1,347 @@
+"""`zocalo run`: one recipe, start to finish, on the embedded transport in one process.
+
+The command plans before it starts anything: it builds the recipe as the Dispatcher
+will, and finds an installed service for every queue the recipe sends to. Then it runs
+the Dispatcher and those services in threads on one in-process broker, sends the
+request, and follows the recipe until no message carrying its recipe ID is queued,
+delayed, unacknowledged or being handled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from zocalo_core import (
+    ConfigurationError,
+    MemoryBroker,
+    MemoryTransport,
+    Message,
+    QueuedMessage,
+    RunnerOptions,
+    ServiceRunner,
+    SiteConfiguration,
+    Subscribe,
+    get_registry,
+)
+from zocalo_core.cli import (
+    PROCESSING_QUEUE,
+    SiteOptions,
+    build_request,
+    request_options,
+    site_options,
+)
+
+from zocalo_services_contrib._dispatcher_request import PreparedRequest, prepare_request
+
+#: Exit code when a message of the run was dead-lettered or a step reported failure.
+EXIT_FAILED = 1
+#: Exit code when the run did not finish within `--timeout`.
+EXIT_TIMED_OUT = 3
+
+#: Outputs whose messages mean that a step failed.
+FAILURE_OUTPUTS = frozenset({"failure", "timeout", "error"})
+
+DISPATCHER = "Dispatcher"
+
+
+@dataclass
+class RunPlan:
+    """What a run needs: the prepared request and a service for every queue."""
+
+    prepared: PreparedRequest
+    services: dict[str, type]
+    failure_nodes: frozenset[int]
+
+
+def plan_run(request: Mapping[str, Any], site: SiteConfiguration | None) -> RunPlan:
+    """Build the recipe and match each queue to a service, or fail before starting."""
+    prepared = prepare_request(request, site=site)
+    consumers = queue_consumers(get_registry().records("service"))
+    if PROCESSING_QUEUE not in consumers:
+        raise ConfigurationError("no installed service consumes 'processing_recipe'")
+    services = {PROCESSING_QUEUE: consumers[PROCESSING_QUEUE]}
+    unserved = []
+    for node_id, node in prepared.recipe.nodes():
+        queue = node.get("queue")
+        if not isinstance(queue, str):
+            continue
+        if queue in consumers:
+            services[queue] = consumers[queue]
+        else:
+            unserved.append(f"node {node_id} sends to queue {queue!r}")
+    if unserved:
+        known = ", ".join(sorted(consumers)) or "none"
+        message = (
+            "no installed service consumes what the recipe needs: "
+            f"{'; '.join(unserved)} (queues served by installed services: {known})"
+        )
+        raise ConfigurationError(message)
+    return RunPlan(prepared, services, failure_nodes(prepared))
+
+
+def queue_consumers(service_records: Iterable[Any]) -> dict[str, type]:
+    """Which service class consumes each queue, from their declared subscriptions."""
+    consumers: dict[str, type] = {}
+    for record in service_records:
+        for declaration in getattr(record.service_class, "subscriptions", ()):
+            if isinstance(declaration, Subscribe):
+                consumers.setdefault(declaration.queue, record.service_class)
+    return consumers
+
+
+def failure_nodes(prepared: PreparedRequest) -> frozenset[int]:
+    """Nodes reached through failure, timeout or error links: arriving there fails."""
+    nodes: set[int] = set()
+    for _, node in prepared.recipe.nodes():
+        outputs = node.get("output")
+        if isinstance(outputs, Mapping):
+            for name, links in outputs.items():
+                if name in FAILURE_OUTPUTS:
+                    nodes.update(_node_ids(links))
+        nodes.update(_node_ids(node.get("error")))
+    nodes.update(_node_ids(prepared.recipe.get("error")))
+    return frozenset(nodes)
+
+
+def _node_ids(links: Any) -> list[int]:
+    if isinstance(links, int) and not isinstance(links, bool):
+        return [links]
+    if isinstance(links, list):
+        return [link for link in links if isinstance(link, int)]
+    return []
+
+
+def belongs_to(recipe_id: str, body: Any) -> bool:
+    """Whether a message body is the run's request or one of its recipe messages."""
+    if not isinstance(body, Mapping):
+        return False
+    environment = body.get("environment")
+    if isinstance(environment, Mapping) and environment.get("ID") == recipe_id:
+        return True
+    parameters = body.get("parameters")
+    return isinstance(parameters, Mapping) and parameters.get("guid") == recipe_id
+
+
+@dataclass
+class RunProgress:
+    """Counts of what the services handled for this run, fed from their threads."""
+
+    recipe_id: str
+    failure_nodes: frozenset[int]
+    handled: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def observe(self, queue: str, message: Message) -> None:
+        body = message.body
+        if not belongs_to(self.recipe_id, body):
+            return
+        with self.lock:
+            self.handled[queue] += 1
+            pointer = body.get("recipe-pointer") if isinstance(body, Mapping) else None
+            if pointer in self.failure_nodes:
+                self.failures.append(f"step {pointer} on {queue!r} received a failure")
+
+
+class RecipeRun:
+    """The services of one run on one in-process broker, and the following of it."""
+
+    def __init__(self, plan: RunPlan, site: SiteConfiguration | None) -> None:
+        self.plan = plan
+        self.site = site
+        self.recipe_id = plan.prepared.recipe_id
+        self.broker = MemoryBroker()
+        self.progress = RunProgress(self.recipe_id, plan.failure_nodes)
+        self._runners: list[tuple[ServiceRunner, threading.Thread]] = []
+
+    def start_services(self) -> None:
+        for service_class in dict.fromkeys(self.plan.services.values()):
+            options = RunnerOptions(
+                handle_signals=False,
+                host=f"zocalo-run.{self.recipe_id}",
+                on_message=self.progress.observe,
+            )
+            runner = ServiceRunner(
+                service_class,
+                MemoryTransport(self.broker),
+                site=self.site,
+                options=options,
+            )
+            thread = threading.Thread(
+                target=runner.run,
+                name=f"zocalo-run-{service_class.__name__}",
+                daemon=True,
+            )
+            thread.start()
+            self._runners.append((runner, thread))
+
+    def send(self, request: Mapping[str, Any], headers: Mapping[str, Any]) -> None:
+        with MemoryTransport(self.broker) as transport:
+            transport.send(PROCESSING_QUEUE, dict(request), headers=dict(headers))
+
+    def outstanding_by_queue(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for queue in self.broker.queue_names():
+            for queued in self.broker.peek(queue):
+                if self._matches(queued):
+                    counts[queue] += 1
+        return counts
+
+    def _matches(self, queued: QueuedMessage) -> bool:
+        try:
+            return belongs_to(self.recipe_id, queued.body)
+        except Exception:
+            return False
+
+    def outstanding(self) -> int:
+        return self.broker.outstanding(self._matches)
+
+    def dead_letters(self) -> dict[str, int]:
+        counts = {}
+        for queue in self.broker.queue_names():
+            if queue.startswith("dlq."):
+                found = sum(
+                    1 for queued in self.broker.peek(queue) if self._matches(queued)
+                )
+                if found:
+                    counts[queue] = found
+        return counts
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for runner, _ in self._runners:
+            runner.request_stop()
+        deadline = time.monotonic() + timeout
+        for _, thread in self._runners:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.broker.close(timeout=5.0)
+
+
+def follow(run: RecipeRun, timeout: float, echo: Any) -> bool:
+    """Show progress until the run is done (True) or `timeout` passes (False)."""
+    started = time.monotonic()
+    last_line = ""
+    while True:
+        waiting = run.outstanding()
+        elapsed = time.monotonic() - started
+        if waiting == 0:
+            return True
+        if elapsed > timeout:
+            return False
+        line = progress_line(run, waiting)
+        if line != last_line:
+            echo(f"[{elapsed:6.1f}s] {line}")
+            last_line = line
+        run.broker.wait_idle(0.25, match=run._matches)
+
+
+def progress_line(run: RecipeRun, waiting: int) -> str:
+    with run.progress.lock:
+        handled = sum(run.progress.handled.values())
+    queues = run.outstanding_by_queue()
+    detail = ", ".join(f"{queue} {count}" for queue, count in sorted(queues.items()))
+    return (
+        f"{handled} messages handled, {waiting} in progress ({detail or 'in services'})"
+    )
+
+
+def output_files(prepared: PreparedRequest) -> list[str]:
+    """The files the recipe's steps say they write (`parameters.output_file`)."""
+    files = []
+    for _, node in prepared.recipe.nodes():
+        parameters = node.get("parameters")
+        if isinstance(parameters, Mapping) and isinstance(
+            parameters.get("output_file"), str
+        ):
+            files.append(parameters["output_file"])
+    return sorted(set(files))
+
+
+def summarise(run: RecipeRun, finished: bool, elapsed: float) -> tuple[list[str], int]:
+    """The summary lines and the exit code."""
+    progress = run.progress
+    with progress.lock:
+        handled = dict(progress.handled)
+        failures = list(progress.failures)
+    dead = run.dead_letters()
+    per_queue = ", ".join(
+        f"{queue} {count}" for queue, count in sorted(handled.items())
+    )
+    lines = [
+        f"recipe {run.recipe_id}: {sum(handled.values())} messages in {elapsed:.1f} s"
+    ]
+    lines.append(f"  handled per queue: {per_queue or 'none'}")
+    for path in output_files(run.plan.prepared):
+        lines.append(f"  output: {path}")
+    lines.extend(f"  failure: {failure}" for failure in failures)
+    lines.extend(
+        f"  dead-lettered: {count} in {queue}" for queue, count in dead.items()
+    )
+    if not finished:
+        lines.append(f"  timed out with {run.outstanding()} messages still in progress")
+        return lines, EXIT_TIMED_OUT
+    if failures or dead:
+        return lines, EXIT_FAILED
+    lines.append("  finished: every step succeeded")
+    return lines, 0
+
+
+@click.command("run")
+@request_options
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait for the recipe to finish.",
+)
+@site_options
+def run(
+    site: SiteOptions,
+    recipes: tuple[str, ...],
+    recipe_file: str | None,
+    settings: tuple[str, ...],
+    no_id: bool,
+    ids: tuple[str, ...],
+    timeout: float,
+) -> None:
+    """Run one recipe to the end on the embedded transport, in this process.
+
+    Starts the Dispatcher and the services the recipe's queues need, shows progress
+    and a summary, and exits 1 if a message was dead-lettered or a step failed, 3 if
+    the timeout passed.
+    """
+    if site.transport not in (None, "memory"):
+        message = (
+            f"zocalo run uses the embedded transport, not {site.transport!r}; "
+            "to use a broker, start the services and send the request with zocalo go"
+        )
+        raise click.UsageError(message)
+    configuration = site.open_site()
+    request = build_request(
+        recipes=recipes,
+        recipe_file=recipe_file,
+        settings=settings,
+        ids=ids,
+        no_id=no_id,
+    )
+    plan = plan_run(request, configuration)
+    recipe_run = RecipeRun(plan, configuration)
+    names = sorted({service.__name__ for service in plan.services.values()})
+    click.echo(f"recipe {recipe_run.recipe_id}: starting {', '.join(names)}")
+    started = time.monotonic()
+    recipe_run.start_services()
+    try:
+        recipe_run.send(request, {})
+        finished = follow(recipe_run, timeout, click.echo)
+        lines, exit_code = summarise(recipe_run, finished, time.monotonic() - started)
+    finally:
+        recipe_run.stop()
+    for line in lines:
+        click.echo(line)
+    click.get_current_context().exit(exit_code)
