@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
@@ -245,20 +246,31 @@ def progress_line(run: RecipeRun, waiting: int) -> str:
         handled = sum(run.progress.handled.values())
     queues = run.outstanding_by_queue()
     detail = ", ".join(f"{queue} {count}" for queue, count in sorted(queues.items()))
-    return (
-        f"{handled} messages handled, {waiting} in progress ({detail or 'in services'})"
-    )
+    where = f"waiting: {detail}" if detail else "all being handled"
+    return f"{handled} messages handled, {waiting} in progress ({where})"
 
 
-def output_files(prepared: PreparedRequest) -> list[str]:
-    """The files the recipe's steps say they write (`parameters.output_file`)."""
+def output_files(
+    prepared: PreparedRequest, site: SiteConfiguration | None
+) -> list[str]:
+    """The files the recipe's steps say they write (`parameters.output_file`).
+
+    Relative names are shown under the first output root of the `runner` block, where
+    JSONLines puts them.
+    """
+    settings = site.plugin("runner") if site is not None else None
+    roots = getattr(settings, "output_roots", ())
     files = []
     for _, node in prepared.recipe.nodes():
         parameters = node.get("parameters")
-        if isinstance(parameters, Mapping) and isinstance(
-            parameters.get("output_file"), str
-        ):
-            files.append(parameters["output_file"])
+        name = (
+            parameters.get("output_file") if isinstance(parameters, Mapping) else None
+        )
+        if isinstance(name, str):
+            path = Path(name)
+            files.append(
+                str(roots[0] / path if roots and not path.is_absolute() else path)
+            )
     return sorted(set(files))
 
 
@@ -276,8 +288,9 @@ def summarise(run: RecipeRun, finished: bool, elapsed: float) -> tuple[list[str]
         f"recipe {run.recipe_id}: {sum(handled.values())} messages in {elapsed:.1f} s"
     ]
     lines.append(f"  handled per queue: {per_queue or 'none'}")
-    for path in output_files(run.plan.prepared):
-        lines.append(f"  output: {path}")
+    for path in output_files(run.plan.prepared, run.site):
+        if Path(path).exists():
+            lines.append(f"  output: {path}")
     lines.extend(f"  failure: {failure}" for failure in failures)
     lines.extend(
         f"  dead-lettered: {count} in {queue}" for queue, count in dead.items()

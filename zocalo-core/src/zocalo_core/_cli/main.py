@@ -12,6 +12,9 @@ from zocalo_core._cli.common import debug_requested
 from zocalo_core._errors import PluginError, ZocaloError
 from zocalo_core._version import __version__
 
+#: Exit code of an unexpected error (a bug), as sysexits' EX_SOFTWARE.
+INTERNAL_ERROR_EXIT = 70
+
 #: Built-in commands, loaded only when used, so `zocalo --help` stays fast.
 BUILTIN_COMMANDS = {
     "config": "zocalo_core._cli.config_cmd:config",
@@ -91,6 +94,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        if debug:
+            raise
+        # A bug, not a user error: still one line, with the way to see more.
+        click.echo(
+            f"zocalo: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
+            "to see the traceback)",
+            err=True,
+        )
+        sys.exit(INTERNAL_ERROR_EXIT)
     # Outside standalone mode click returns the code of `ctx.exit(code)` instead of
     # raising it.
     sys.exit(result if isinstance(result, int) else 0)

@@ -68,8 +68,9 @@ class Service:
     """The base class of every Zocalo service.
 
     Subclasses set `name` (the name `zocalo service -s` and status messages use; the
-    class name by default) and `subscriptions`, and may override `on_start`, `on_stop`
-    and `on_idle` (called after `idle_timeout` seconds without a message).
+    class name by default) and `subscriptions`, and may override `on_start`,
+    `on_stopping`, `on_stop` and `on_idle` (called after `idle_timeout` seconds without
+    a message).
     """
 
     name: ClassVar[str] = ""
@@ -102,8 +103,16 @@ class Service:
     def on_start(self) -> None:
         """Called once the transport is connected, before any message is handled."""
 
+    def on_stopping(self) -> None:
+        """Called when the service is about to stop, while it still holds its messages.
+
+        A batching service flushes here: its unacknowledged messages can still be
+        acked. After this the subscriptions end and the broker takes back whatever is
+        left unacknowledged.
+        """
+
     def on_stop(self) -> None:
-        """Called when the service stops, after the last message was handled."""
+        """Called when the service has stopped: its subscriptions have ended."""
 
     def on_idle(self) -> None:
         """Called after `idle_timeout` seconds in which no message arrived."""

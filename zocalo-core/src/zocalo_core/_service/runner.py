@@ -248,6 +248,14 @@ class ServiceRunner:
 
     def _finish(self, final_status: ServiceStatus) -> None:
         self.status.set(ServiceStatus.SHUTDOWN)
+        if self.service is not None and self.transport.is_connected():
+            try:
+                with self._busy:
+                    self.service.on_stopping()
+            except Exception:
+                logger.exception(
+                    "on_stopping of %s failed", self.service.service_name()
+                )
         for subscription in reversed(self._subscriptions):
             try:
                 self.transport.unsubscribe(subscription)
