@@ -20,3 +20,7 @@ def go() -> None:
 
 def service() -> None:
     _alias("service")
+
+
+def shutdown() -> None:
+    _alias("shutdown")

@@ -19,6 +19,7 @@ INTERNAL_ERROR_EXIT = 70
 BUILTIN_COMMANDS = {
     "config": "zocalo_core._cli.config_cmd:config",
     "go": "zocalo_core._cli.go_cmd:go",
+    "shutdown": "zocalo_core._cli.shutdown_cmd:shutdown",
     "plugins": "zocalo_core._cli.plugins_cmd:plugins",
     "recipe": "zocalo_core._cli.recipe_cmd:recipe",
     "service": "zocalo_core._cli.service_cmd:service",
