@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from zocalo_core import _plugins
 from zocalo_core._cli.main import cli, main
 from zocalo_core._config import MASK
+
+#: The real registry, taken before the autouse fixture swaps in the test one.
+INSTALLED_REGISTRY = _plugins.get_registry
 
 Write = Callable[[str, str], Path]
 
@@ -215,7 +219,10 @@ def test_main_show_with_an_unknown_environment_is_one_line_and_exit_1(
     )
 
 
-def test_the_example_site_file_checks_and_shows() -> None:
+def test_the_example_site_file_checks_and_shows_with_the_installed_plugins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_plugins, "get_registry", INSTALLED_REGISTRY)
     site = EXAMPLES / "site.yml"
 
     check = CliRunner().invoke(cli, ["config", "check", str(site)])
@@ -225,11 +232,12 @@ def test_the_example_site_file_checks_and_shows() -> None:
     assert check.stdout.splitlines() == [
         "default: ok",
         "embedded: ok",
-        "live: ok (skipped, config plugin not installed: 'rabbitmq')",
+        "live: ok",
     ]
     assert show.exit_code == 0, show.output
     shown = yaml.safe_load(show.stdout)
     assert shown["transport"] == "pika"
-    assert shown["blocks"]["rabbitmq"]["status"] == "skipped: not installed"
+    assert shown["blocks"]["rabbitmq"]["status"] == "activated"
+    assert shown["blocks"]["runner"]["status"] == "activated"
     assert shown["blocks"]["rabbitmq"]["settings"]["password"] == MASK
     assert shown["blocks"]["rabbitmq"]["settings"]["host"] == "127.0.0.1"

@@ -232,7 +232,7 @@ def missing_names(spec: WatchSpec, state: WatchState) -> tuple[list[str], int]:
 class FileWatcher(Service):
     """Announces the files of a directory on output `every`, then on `finally`.
 
-    See docs/services-workers.md for the step parameters and the messages sent.
+    See docs/services.md for the step parameters and the messages sent.
     """
 
     name = "FileWatcher"

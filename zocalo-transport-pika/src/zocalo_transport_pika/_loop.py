@@ -1,0 +1,234 @@
+"""The I/O thread: the one thread that touches pika, and how other threads use it.
+
+pika's `SelectConnection` is asynchronous: every broker call takes a completion
+callback. Work for the I/O thread is written as a *chain*, a generator that yields
+steps; a step starts one asynchronous call and is resumed with its result (or has the
+error thrown into it). Other threads hand a chain to `IoThread.call` and wait for its
+result, always with a timeout. An exception never escapes into pika's loop: it would
+stop the loop, and with it the heartbeats.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
+
+import pika.exceptions
+from pika.adapters.select_connection import IOLoop
+from zocalo_core import DisconnectedError, TransportError, ZocaloError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+OnDone = Callable[[Any], None]
+OnError = Callable[[BaseException], None]
+#: Start one asynchronous call; report its result to `on_done` or its failure.
+Step = Callable[[OnDone, OnError], None]
+Chain = Generator[Step, Any, T]
+
+_STOP_TIMEOUT = 5.0
+
+
+class _ChainRunner:
+    """Drives one chain. Steps that complete at once are looped over, not recursed
+    into, so a long chain of such steps cannot exhaust the stack."""
+
+    def __init__(
+        self,
+        chain: Chain[Any],
+        on_result: Callable[[Any], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self._chain = chain
+        self._on_result = on_result
+        self._on_error = on_error
+        self._pending: list[Callable[[], Step]] = []
+        self._running = False
+        self._finished = False
+
+    def resume(self, action: Callable[[], Step]) -> None:
+        self._pending.append(action)
+        if self._running:
+            return
+        self._running = True
+        try:
+            while self._pending and not self._finished:
+                self._advance(self._pending.pop())
+        finally:
+            self._running = False
+
+    def _advance(self, action: Callable[[], Step]) -> None:
+        try:
+            step = action()
+        except StopIteration as stop:
+            self._finished = True
+            self._on_result(stop.value)
+            return
+        except BaseException as exc:
+            self._finished = True
+            self._on_error(exc)
+            return
+        resumed = False
+
+        def once(next_action: Callable[[], Step]) -> None:
+            nonlocal resumed
+            if not resumed:
+                resumed = True
+                self.resume(next_action)
+
+        chain = self._chain
+        try:
+            step(
+                lambda value: once(lambda: chain.send(value)),
+                lambda exc: once(lambda: chain.throw(exc)),
+            )
+        except BaseException as exc:
+            failure = exc
+            once(lambda: chain.throw(failure))
+
+
+def run_chain(
+    chain: Chain[T],
+    on_result: Callable[[T], None],
+    on_error: Callable[[BaseException], None],
+) -> None:
+    """On the I/O thread: drive `chain` to its end, then report exactly once."""
+    _ChainRunner(chain, on_result, on_error).resume(lambda: chain.send(None))
+
+
+def as_transport_error(exc: BaseException, what: str) -> ZocaloError:
+    """The error a caller sees when the I/O thread failed to `what`."""
+    if isinstance(exc, ZocaloError):
+        return exc
+    if isinstance(exc, pika.exceptions.ChannelClosedByBroker):
+        return TransportError(
+            f"could not {what}: RabbitMQ refused it and closed the channel "
+            f"({exc.reply_code} {exc.reply_text})"
+        )
+    if isinstance(
+        exc, (pika.exceptions.AMQPConnectionError, pika.exceptions.ChannelClosed)
+    ):
+        return DisconnectedError(f"could not {what}: the connection was lost ({exc})")
+    return TransportError(f"could not {what}: {type(exc).__name__}: {exc}")
+
+
+def _resolve(
+    future: concurrent.futures.Future[Any],
+    value: Any,
+    error: BaseException | None,
+) -> None:
+    """Set the outcome of `future` unless it has one (it timed out, or failed)."""
+    if future.done():
+        return
+    try:
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
+class IoThread:
+    """A thread running one pika `IOLoop`, and bounded calls into it."""
+
+    def __init__(self, name: str) -> None:
+        self.ioloop = IOLoop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._lock = threading.Lock()
+        self._outstanding: set[concurrent.futures.Future[Any]] = set()
+        self._stopped = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def on_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def _run(self) -> None:
+        try:
+            self.ioloop.start()
+        except BaseException:
+            logger.exception("The pika I/O loop stopped on an error")
+        finally:
+            with self._lock:
+                self._stopped = True
+            self.fail_outstanding(DisconnectedError("the pika I/O thread has stopped"))
+            try:
+                self.ioloop.close()
+            except Exception:
+                logger.debug("Could not close the pika I/O loop", exc_info=True)
+
+    def submit(self, function: Callable[[], None]) -> bool:
+        """Run `function()` soon on the I/O thread; False if the thread has ended."""
+
+        def guarded() -> None:
+            try:
+                function()
+            except Exception:
+                logger.exception("A pika I/O task failed")
+
+        with self._lock:
+            if self._stopped:
+                return False
+            self.ioloop.add_callback_threadsafe(guarded)
+        return True
+
+    def call(self, make_chain: Callable[[], Chain[T]], what: str, timeout: float) -> T:
+        """Run the chain `make_chain()` on the I/O thread and wait for its result."""
+        if self.on_thread():
+            raise TransportError(f"could not {what}: called on the pika I/O thread")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def start() -> None:
+            if future.set_running_or_notify_cancel():
+                run_chain(
+                    make_chain(),
+                    lambda value: _resolve(future, value, None),
+                    lambda exc: _resolve(future, None, exc),
+                )
+
+        with self._lock:
+            self._outstanding.add(future)
+        try:
+            if not self.submit(start):
+                raise DisconnectedError(f"could not {what}: the connection is closed")
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError as exc:
+            future.cancel()
+            problem = (
+                f"could not {what}: RabbitMQ did not answer within {timeout:g} s; "
+                "the broker may be overloaded or blocked (check its alarms), or "
+                "raise `call_timeout`"
+            )
+            raise TransportError(problem) from exc
+        except BaseException as exc:
+            error = as_transport_error(exc, what)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            with self._lock:
+                self._outstanding.discard(future)
+
+    def fail_outstanding(self, error: ZocaloError) -> None:
+        """Make every call waiting now raise `error` (the connection is gone)."""
+        with self._lock:
+            waiting = list(self._outstanding)
+        for future in waiting:
+            _resolve(future, None, error)
+
+    def stop(self) -> None:
+        """Stop the loop and wait (boundedly) for the thread; not from the thread."""
+        if not self.submit(self.ioloop.stop):
+            return
+        if not self.on_thread() and self._thread.is_alive():
+            self._thread.join(_STOP_TIMEOUT)
+            if self._thread.is_alive():
+                logger.warning(
+                    "The pika I/O thread did not stop within %s s", _STOP_TIMEOUT
+                )

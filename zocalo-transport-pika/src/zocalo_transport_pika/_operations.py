@@ -1,0 +1,350 @@
+"""The chains behind sending, settling and committing, run on the I/O thread.
+
+Plain sends go on one shared channel in publisher-confirm mode and end with the
+broker's confirm; RabbitMQ confirms many at once when many are in flight. A dead
+letter is confirmed in `dlq.<queue>` before its original is acked, so nothing is lost
+in between. A transaction keeps its work in the transport until commit, then puts it
+on its channel in one burst that ends with `tx.commit`: no other work can slip into
+it, and nothing of it is on the wire before the commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import pika.exceptions
+from zocalo_core import TransportError
+from zocalo_core.transport import (
+    DeathReason,
+    Message,
+    OutgoingMessage,
+    add_death,
+    dead_letter_queue,
+)
+
+from zocalo_transport_pika._channel import ChannelHandle, Mode
+from zocalo_transport_pika._codec import (
+    delay_bucket_ms,
+    encode_properties,
+    new_message_id,
+)
+from zocalo_transport_pika._consumer import Consumer, Delivery
+from zocalo_transport_pika._loop import Chain
+from zocalo_transport_pika._session import Session, is_temporary_name, name_fits
+
+logger = logging.getLogger(__name__)
+
+PUBLISH_CHANNEL = "publish"
+NOT_FOUND = 404
+TRANSACTION_CHANNEL = "send-only transactions"
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """Where and how to publish one message."""
+
+    exchange: str
+    routing_key: str
+    mandatory: bool
+    persistent: bool
+    broker_ttl: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Settlement:
+    """What settling one message does; `dead_letter` is set to dead-letter it."""
+
+    message: Message
+    requeue: bool = False
+    dead_letter: DeathReason | None = None
+    error: str = ""
+    #: False for a message that was acked when it was taken (no acknowledgement).
+    ack: bool = True
+
+    @property
+    def delivery(self) -> Delivery:
+        delivery = self.message.transport_data
+        if not isinstance(delivery, Delivery):
+            raise TransportError(f"{self.message!r} was not delivered by RabbitMQ")
+        return delivery
+
+
+@dataclasses.dataclass
+class TransactionWork:
+    """`Transaction.transport_data`: what a transaction will do at commit."""
+
+    sends: list[tuple[OutgoingMessage, bool]] = dataclasses.field(default_factory=list)
+    settlements: list[Settlement] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class Unroutable:
+    """A message RabbitMQ returned, for the transport to report."""
+
+    destination: str
+    reason: str
+    broadcast: bool
+
+
+def prepare_route(
+    session: Session, outgoing: OutgoingMessage, broadcast: bool
+) -> Chain[Route]:
+    """Declare what `outgoing` needs, and say where to publish it."""
+    target = outgoing.destination
+    if broadcast:
+        if outgoing.delay:
+            yield from session.ensure_delayed_topic(target)
+        else:
+            yield from session.ensure_topic(target)
+    elif not is_temporary_name(target):
+        yield from session.ensure_queue(target)
+    if outgoing.delay:
+        delay_ms = delay_bucket_ms(outgoing.delay)
+        exchange = yield from session.ensure_delay(delay_ms, for_topics=broadcast)
+        return Route(exchange, target, True, not broadcast, False)
+    if broadcast:
+        return Route(target, "", False, False, True)
+    return Route("", target, True, True, is_temporary_name(target))
+
+
+def _properties(
+    outgoing: OutgoingMessage, route: Route, message_id: str, now: float | None = None
+) -> Any:
+    return encode_properties(
+        outgoing,
+        message_id=message_id,
+        persistent=route.persistent,
+        broker_ttl=route.broker_ttl,
+        now=now,
+    )
+
+
+def publish_chain(
+    session: Session, outgoing: OutgoingMessage, broadcast: bool
+) -> Chain[Unroutable | None]:
+    """Publish `outgoing` and wait for its confirm; say if it came back unroutable.
+
+    A queue or topic may have been deleted since it was declared: a message that
+    comes back unroutable, or an exchange that is not found, is declared again and
+    the message published once more.
+    """
+    for last_try in (False, True):
+        try:
+            returned = yield from _publish_once(session, outgoing, broadcast)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if last_try or exc.reply_code != NOT_FOUND:
+                raise
+            session.forget(outgoing.destination)
+            continue
+        if returned is None:
+            return None
+        if last_try or is_temporary_name(outgoing.destination):
+            return Unroutable(outgoing.destination, str(returned), broadcast)
+        session.forget(outgoing.destination)
+    return None
+
+
+def _publish_once(
+    session: Session, outgoing: OutgoingMessage, broadcast: bool
+) -> Chain[str | None]:
+    route = yield from prepare_route(session, outgoing, broadcast)
+    publisher = yield from session.channel(PUBLISH_CHANNEL, Mode.CONFIRM)
+    message_id = new_message_id()
+    returned: str | None = yield publisher.publish_confirmed(
+        route.exchange,
+        route.routing_key,
+        outgoing.raw,
+        _properties(outgoing, route, message_id),
+        route.mandatory,
+    )
+    return returned
+
+
+def dead_letter_properties(settlement: Settlement) -> tuple[str, Any]:
+    """The dead-letter queue and properties of the dead letter of a settlement."""
+    message = settlement.message
+    if settlement.dead_letter is None:
+        raise TransportError(f"{message!r} is not to be dead-lettered")
+    queue = message.destination
+    dead_letters = dead_letter_queue(queue)
+    if not name_fits(dead_letters):
+        problem = (
+            f"cannot dead-letter {message!r}: the name {dead_letters[:40]!r}... of its "
+            "dead-letter queue is over 255 bytes; use a shorter queue name"
+        )
+        raise TransportError(problem)
+    headers = add_death(
+        message.headers,
+        queue=queue,
+        reason=settlement.dead_letter,
+        error=settlement.error,
+        attempts=message.delivery_attempt,
+    )
+    outgoing = OutgoingMessage(
+        destination=dead_letters, raw=message.raw, headers=headers
+    )
+    route = Route("", dead_letters, True, True, False)
+    return dead_letters, _properties(outgoing, route, message.message_id)
+
+
+def settle_chain(session: Session, settlement: Settlement) -> Chain[bool]:
+    """Settle one message outside a transaction; False if its channel is gone."""
+    delivery = settlement.delivery
+    handle = delivery.handle
+    if not delivery.current():
+        return False
+    if settlement.dead_letter is None:
+        _apply(handle, settlement)
+        if handle.tx_mode:
+            yield _commit(handle)
+        return True
+    dead_letters, properties = dead_letter_properties(settlement)
+    yield from session.ensure_queue(dead_letters, with_dead_letters=False)
+    if handle.tx_mode and settlement.ack:
+        handle.publish("", dead_letters, settlement.message.raw, properties, True)
+        _apply(handle, settlement)
+        yield _commit(handle)
+        _check_returned(handle, [properties.message_id], dead_letters)
+        return True
+    publisher = yield from session.channel(PUBLISH_CHANNEL, Mode.CONFIRM)
+    returned = yield publisher.publish_confirmed(
+        "", dead_letters, settlement.message.raw, properties, True
+    )
+    if returned is not None:
+        raise TransportError(f"RabbitMQ did not route the dead letter: {returned}")
+    if settlement.ack and not delivery.current():
+        return False
+    _apply(handle, settlement)
+    return True
+
+
+def _apply(handle: ChannelHandle, settlement: Settlement) -> None:
+    """Ack or nack on the channel the message came on (no waiting: no reply)."""
+    if not settlement.ack:
+        return
+    delivery = settlement.delivery
+    if settlement.requeue:
+        handle.channel.basic_nack(delivery.delivery_tag, requeue=True)
+        message = settlement.message
+        delivery.consumer.returned_attempts[message.message_id] = (
+            message.delivery_attempt
+        )
+    else:
+        handle.channel.basic_ack(delivery.delivery_tag)
+        delivery.consumer.returned_attempts.pop(settlement.message.message_id, None)
+
+
+def _commit(handle: ChannelHandle) -> Any:
+    return handle.call(lambda done: handle.channel.tx_commit(callback=done))
+
+
+def _check_returned(handle: ChannelHandle, message_ids: list[str], queue: str) -> None:
+    returned = handle.take_returned(message_ids)
+    if returned:
+        reason = next(iter(returned.values()))
+        raise TransportError(f"RabbitMQ did not route a message to {queue!r}: {reason}")
+
+
+def commit_chain(
+    session: Session, work: TransactionWork, consumer: Consumer | None
+) -> Chain[list[Unroutable]]:
+    """Put a transaction's work on its channel in one burst and commit it."""
+    routes = []
+    for outgoing, broadcast in work.sends:
+        routes.append((yield from prepare_route(session, outgoing, broadcast)))
+    dead_letters = []
+    for settlement in work.settlements:
+        if settlement.dead_letter is not None:
+            dead_letters.append(dead_letter_properties(settlement))
+            yield from session.ensure_queue(
+                dead_letters[-1][0], with_dead_letters=False
+            )
+    handle = yield from _transaction_channel(session, work, consumer)
+    if not handle.tx_mode:
+        # Set before tx.select goes out, so that a plain ack from now on commits.
+        handle.tx_mode = True
+        yield handle.call(lambda done: handle.channel.tx_select(callback=done))
+    _check_current(work, handle)
+    published = _put_work(handle, work, routes, dead_letters)
+    try:
+        yield _commit(handle)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == NOT_FOUND:
+            for outgoing, _ in work.sends:
+                session.forget(outgoing.destination)
+        raise
+    returned = handle.take_returned([message_id for message_id, _, _ in published])
+    return [
+        Unroutable(outgoing.destination, returned[message_id], broadcast)
+        for message_id, outgoing, broadcast in published
+        if message_id in returned
+    ]
+
+
+def _put_work(
+    handle: ChannelHandle,
+    work: TransactionWork,
+    routes: list[Route],
+    dead_letters: list[tuple[str, Any]],
+) -> list[tuple[str, OutgoingMessage, bool]]:
+    """Publish and settle without waiting, so nothing else comes in between."""
+    now = time.time()
+    # Encoded before anything is published: a failure must leave nothing behind.
+    encoded = []
+    for (outgoing, broadcast), route in zip(work.sends, routes, strict=True):
+        message_id = new_message_id()
+        properties = _properties(outgoing, route, message_id, now)
+        encoded.append((message_id, outgoing, broadcast, route, properties))
+    published: list[tuple[str, OutgoingMessage, bool]] = []
+    for message_id, outgoing, broadcast, route, properties in encoded:
+        handle.publish(
+            route.exchange, route.routing_key, outgoing.raw, properties, route.mandatory
+        )
+        published.append((message_id, outgoing, broadcast))
+    dead_letter_iter = iter(dead_letters)
+    for settlement in work.settlements:
+        if settlement.dead_letter is not None:
+            queue, properties = next(dead_letter_iter)
+            handle.publish("", queue, settlement.message.raw, properties, True)
+        _apply(handle, settlement)
+    return published
+
+
+def _transaction_channel(
+    session: Session, work: TransactionWork, consumer: Consumer | None
+) -> Chain[ChannelHandle]:
+    if consumer is None:
+        return (yield from session.channel(TRANSACTION_CHANNEL, Mode.TRANSACTION))
+    handle = consumer.handle
+    if handle is None or handle.closed:
+        raise TransportError(
+            f"cannot commit: the channel of {consumer.subscription!r} has closed, so "
+            "nothing of the transaction was done; its messages come again"
+        )
+    return handle
+
+
+def _check_current(work: TransactionWork, handle: ChannelHandle) -> None:
+    for settlement in work.settlements:
+        if (
+            not settlement.delivery.current()
+            or settlement.delivery.handle is not handle
+        ):
+            raise TransportError(
+                f"cannot commit: {settlement.message!r} was delivered on a channel "
+                "that has closed since (the connection was restored), so nothing of "
+                "the transaction was done; RabbitMQ delivers the message again"
+            )
+
+
+def ack_on_take_step(delivery: Delivery) -> None:
+    """On the I/O thread: ack a message of a subscription without acknowledgement."""
+    handle = delivery.handle
+    if not delivery.current():
+        return
+    handle.channel.basic_ack(delivery.delivery_tag)
+    if handle.tx_mode:
+        handle.channel.tx_commit()

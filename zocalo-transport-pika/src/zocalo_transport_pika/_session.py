@@ -1,0 +1,220 @@
+"""`Session`: one open connection, its shared channels and what it has declared.
+
+Used only on the I/O thread. Queues are declared on first use (QUEUE-2) as durable
+quorum queues whose broker-side delivery limit and dead-letter route mirror the
+transport's, each with its `dlq.<name>` queue. Topics are durable fanout exchanges.
+Delays are classic queues with a message TTL that dead-letter back to the target.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pika.exceptions
+from zocalo_core.transport import MAX_NAME_BYTES, dead_letter_queue
+
+from zocalo_transport_pika._channel import ChannelHandle, Mode
+from zocalo_transport_pika._codec import DELAY_QUEUE_PREFIX
+from zocalo_transport_pika._loop import Chain
+
+logger = logging.getLogger(__name__)
+
+#: The direct exchange that delayed broadcasts reach their topics through.
+TOPICS_EXCHANGE = "zocalo.topics"
+_DELAY_PREFIX = DELAY_QUEUE_PREFIX
+_TOPIC_DELAY_PREFIX = f"{DELAY_QUEUE_PREFIX}topic."
+# An idle delay queue is removed by RabbitMQ after twice its delay plus this.
+_DELAY_QUEUE_SPARE_MS = 600_000
+_PRECONDITION_FAILED = 406
+
+
+def is_temporary_name(queue: str) -> bool:
+    """Whether `queue` names a temporary queue, which a send must never create."""
+    return queue.startswith(("transient.", "amq."))
+
+
+def name_fits(name: str) -> bool:
+    return len(name.encode("utf-8")) <= MAX_NAME_BYTES
+
+
+def quorum_arguments(queue: str, delivery_limit: int) -> dict[str, Any]:
+    """The arguments of a queue the transport declares (see the module docstring)."""
+    arguments: dict[str, Any] = {
+        "x-queue-type": "quorum",
+        # RabbitMQ counts returns: a limit of n - 1 allows n deliveries.
+        "x-delivery-limit": delivery_limit - 1,
+    }
+    dead_letters = dead_letter_queue(queue)
+    if name_fits(dead_letters):
+        arguments["x-dead-letter-exchange"] = ""
+        arguments["x-dead-letter-routing-key"] = dead_letters
+    return arguments
+
+
+class Session:
+    """The state of one connection: shared channels and declaration caches."""
+
+    def __init__(self, connection: Any, delivery_limit: int) -> None:
+        self.connection = connection
+        self.delivery_limit = delivery_limit
+        self._channels: dict[str, ChannelHandle] = {}
+        self._queues: set[str] = set()
+        self._exchanges: set[str] = set()
+        self._delays: dict[str, float] = {}
+
+    def channel(self, label: str, mode: Mode = Mode.PLAIN) -> Chain[ChannelHandle]:
+        """The shared channel `label`, opened (again) when needed."""
+        handle = self._channels.get(label)
+        if handle is None or handle.closed:
+            handle = ChannelHandle(self.connection, label, mode)
+            self._channels[label] = handle
+        yield handle.wait_ready()
+        return handle
+
+    def forget(self, name: str) -> None:
+        """Declare `name` again on next use: it was found missing."""
+        self._queues.discard(name)
+        self._exchanges.discard(name)
+        self._delays.clear()
+
+    def declaring(self, label: str) -> Chain[ChannelHandle]:
+        """A new channel for declarations; the caller closes it after them.
+
+        A refused declaration closes its channel, and with it every call waiting
+        on that channel; a channel of its own keeps that from failing others.
+        """
+        handle = ChannelHandle(self.connection, f"declare {label}")
+        yield handle.wait_ready()
+        return handle
+
+    # -- queues
+
+    def ensure_queue(
+        self, queue: str, *, with_dead_letters: bool = True
+    ) -> Chain[None]:
+        """Declare `queue` (and its dead-letter queue) unless done already."""
+        names = [queue]
+        if with_dead_letters and name_fits(dead_letter_queue(queue)):
+            names.append(dead_letter_queue(queue))
+        missing = [name for name in names if name not in self._queues]
+        if not missing:
+            return
+        handle = yield from self.declaring(repr(queue))
+        for name in missing:
+            handle = yield from self._declare_queue(handle, name)
+            self._queues.add(name)
+        handle.close_soon()
+
+    def _declare_queue(self, handle: ChannelHandle, queue: str) -> Chain[ChannelHandle]:
+        arguments = quorum_arguments(queue, self.delivery_limit)
+        try:
+            yield handle.call(
+                lambda done: handle.channel.queue_declare(
+                    queue, durable=True, arguments=arguments, callback=done
+                )
+            )
+            return handle
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != _PRECONDITION_FAILED:
+                raise
+            refusal = exc.reply_text
+        handle = yield from self.declaring(repr(queue))
+        yield handle.call(
+            lambda done: handle.channel.queue_declare(
+                queue, passive=True, callback=done
+            )
+        )
+        logger.warning(
+            "Queue %r exists with other arguments than those this transport gives "
+            "its queues (%s); it is used as it is, so RabbitMQ may count deliveries "
+            "and dead-letter differently",
+            queue,
+            refusal,
+        )
+        return handle
+
+    # -- topics and delays
+
+    def ensure_topic(self, topic: str) -> Chain[None]:
+        """Declare the fanout exchange of `topic` unless done already."""
+        if topic in self._exchanges:
+            return
+        handle = yield from self.declaring(repr(topic))
+        try:
+            yield handle.call(
+                lambda done: handle.channel.exchange_declare(
+                    topic, exchange_type="fanout", durable=True, callback=done
+                )
+            )
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != _PRECONDITION_FAILED:
+                raise
+            handle = yield from self.declaring(repr(topic))
+            yield handle.call(
+                lambda done: handle.channel.exchange_declare(
+                    topic, passive=True, callback=done
+                )
+            )
+        self._exchanges.add(topic)
+        handle.close_soon()
+
+    def ensure_delayed_topic(self, topic: str) -> Chain[None]:
+        """Bind `topic` to the exchange its delayed broadcasts arrive through."""
+        yield from self.ensure_topic(topic)
+        key = f"{TOPICS_EXCHANGE} -> {topic}"
+        if key in self._exchanges:
+            return
+        handle = yield from self.declaring(key)
+        if TOPICS_EXCHANGE not in self._exchanges:
+            yield handle.call(
+                lambda done: handle.channel.exchange_declare(
+                    TOPICS_EXCHANGE, exchange_type="direct", durable=True, callback=done
+                )
+            )
+            self._exchanges.add(TOPICS_EXCHANGE)
+        yield handle.call(
+            lambda done: handle.channel.exchange_bind(
+                topic, TOPICS_EXCHANGE, routing_key=topic, callback=done
+            )
+        )
+        self._exchanges.add(key)
+        handle.close_soon()
+
+    def ensure_delay(self, delay_ms: int, *, for_topics: bool) -> Chain[str]:
+        """The exchange to publish a message delayed by `delay_ms` to.
+
+        The message's routing key is its target (queue or topic); when the delay
+        queue's TTL ends RabbitMQ dead-letters it with that key to the default
+        exchange (queues) or to `zocalo.topics` (topics). The queue is declared
+        again well before its idle expiry, so it never vanishes with messages in it.
+        """
+        prefix = _TOPIC_DELAY_PREFIX if for_topics else _DELAY_PREFIX
+        name = f"{prefix}{delay_ms}"
+        expires = 2 * delay_ms + _DELAY_QUEUE_SPARE_MS
+        declared_at = self._delays.get(name)
+        if declared_at is not None and time.monotonic() - declared_at < expires / 2000:
+            return name
+        arguments: dict[str, Any] = {
+            "x-message-ttl": delay_ms,
+            "x-expires": expires,
+            "x-dead-letter-exchange": TOPICS_EXCHANGE if for_topics else "",
+        }
+        handle = yield from self.declaring(name)
+        yield handle.call(
+            lambda done: handle.channel.exchange_declare(
+                name, exchange_type="fanout", auto_delete=True, callback=done
+            )
+        )
+        yield handle.call(
+            lambda done: handle.channel.queue_declare(
+                name, durable=True, arguments=arguments, callback=done
+            )
+        )
+        yield handle.call(
+            lambda done: handle.channel.queue_bind(name, name, callback=done)
+        )
+        self._delays[name] = time.monotonic()
+        handle.close_soon()
+        return name

@@ -1,0 +1,97 @@
+"""Fixtures for the pika transport's tests, against the RabbitMQ on 127.0.0.1.
+
+Every test that needs the broker is marked `broker`; without a broker it fails, it is
+never skipped. Tests use names no other test uses, and delete what they made.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pika
+import pika.exceptions
+import pytest
+from zocalo_core.transport import MAX_NAME_BYTES, dead_letter_queue
+from zocalo_transport_pika import PikaTransport
+
+logger = logging.getLogger(__name__)
+
+BROKER: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 5672,
+    "username": "guest",
+    "password": "guest",
+    "vhost": "/",
+}
+
+
+def make_transport(**options: Any) -> PikaTransport:
+    """A new, unconnected transport to the test broker."""
+    return PikaTransport(**{**BROKER, "call_timeout": 10.0, **options})
+
+
+@pytest.fixture
+def transport_maker() -> Callable[..., PikaTransport]:
+    """`make_transport(**options)`: a new, unconnected transport to the broker."""
+    return make_transport
+
+
+@pytest.fixture
+def broker_cleanup() -> Callable[[Iterable[str]], None]:
+    """`delete(names)`: delete those queues, their DLQs and exchanges."""
+    return delete_from_broker
+
+
+def delete_from_broker(names: Iterable[str]) -> None:
+    """Delete the queues, their dead-letter queues and the exchanges named."""
+    credentials = pika.PlainCredentials(BROKER["username"], BROKER["password"])
+    parameters = pika.ConnectionParameters(
+        BROKER["host"], BROKER["port"], BROKER["vhost"], credentials
+    )
+    connection = pika.BlockingConnection(parameters)
+    try:
+        channel = connection.channel()
+        for name in dict.fromkeys(names):
+            for queue in (name, dead_letter_queue(name)):
+                if len(queue.encode("utf-8")) <= MAX_NAME_BYTES:
+                    channel.queue_delete(queue)
+            if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
+                channel.exchange_delete(name)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def names() -> Iterator[Callable[[str], str]]:
+    """A factory of unique names; their queues and exchanges are deleted after."""
+    made: list[str] = []
+
+    def make(label: str = "queue") -> str:
+        name = f"zocalo.pika-test.{label}.{uuid.uuid4().hex[:12]}"
+        made.append(name)
+        return name
+
+    yield make
+    delete_from_broker(made)
+
+
+@pytest.fixture
+def connected() -> Iterator[Callable[..., PikaTransport]]:
+    """Make and connect transports; all are disconnected after the test."""
+    made: list[PikaTransport] = []
+
+    def connect(**options: Any) -> PikaTransport:
+        transport = make_transport(**options)
+        made.append(transport)
+        transport.connect()
+        return transport
+
+    yield connect
+    for transport in made:
+        try:
+            transport.disconnect()
+        except Exception:
+            logger.warning("Could not disconnect %r", transport, exc_info=True)
