@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,14 +13,12 @@ import pytest
 from zocalo_core import (
     DispatcherFilter,
     ReadinessCheck,
-    RunnerOptions,
-    ServiceRunner,
     SiteConfiguration,
     hookimpl,
     load,
 )
 from zocalo_core._plugins import PluginRegistry, build_plugin_manager
-from zocalo_core.testing import Collector, MemoryBroker, MemoryTransport
+from zocalo_core.testing import Collector, MemoryBroker, MemoryTransport, ServiceThread
 from zocalo_core.transport import Transport
 from zocalo_services_contrib._dispatcher import Dispatcher
 
@@ -124,39 +121,16 @@ def make_site(
     return make
 
 
-class RunningDispatcher:
-    """A Dispatcher runner in a thread; stopped and joined with a bound."""
-
-    def __init__(
-        self, service_class: type[Dispatcher], transport: Transport, site: Any
-    ) -> None:
-        options = RunnerOptions(handle_signals=False, host="test.dispatcher")
-        self.runner = ServiceRunner(
-            service_class, transport, site=site, options=options
-        )
-        self.exit_code: int | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.exit_code = self.runner.run()
-
-    def stop(self, timeout: float = WAIT) -> int | None:
-        self.runner.request_stop()
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the Dispatcher did not stop in time"
-        return self.exit_code
-
-
 @pytest.fixture
 def run_dispatcher(
     memory_broker: MemoryBroker, make_site: Callable[..., SiteConfiguration]
-) -> Iterator[Callable[..., RunningDispatcher]]:
+) -> Iterator[Callable[..., ServiceThread]]:
     """Start a Dispatcher: `run_dispatcher(site=..., registry=..., transport=...)`.
 
     Without `site` it gets `make_site()`; without `registry` an empty one. Other
     keywords become class attributes of the Dispatcher subclass that runs.
     """
-    started: list[RunningDispatcher] = []
+    started: list[ServiceThread] = []
 
     def start(
         *,
@@ -164,15 +138,15 @@ def run_dispatcher(
         registry: PluginRegistry | None = None,
         transport: Transport | None = None,
         **attributes: Any,
-    ) -> RunningDispatcher:
+    ) -> ServiceThread:
         attributes["registry"] = registry or make_registry()
         service_class = type("TestDispatcher", (Dispatcher,), attributes)
-        running = RunningDispatcher(
+        running = ServiceThread(
             service_class,
             transport or MemoryTransport(memory_broker),
-            make_site() if site == "default" else site,
-        )
-        running.thread.start()
+            site=make_site() if site == "default" else site,
+            host="test.dispatcher",
+        ).start()
         started.append(running)
         return running
 

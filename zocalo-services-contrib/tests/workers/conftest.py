@@ -20,15 +20,13 @@ import zocalo_core
 from zocalo_core import (
     ConfigPlugin,
     Message,
-    RunnerOptions,
     Service,
-    ServiceRunner,
     SiteConfiguration,
     _plugins,
     hookimpl,
     start_recipe,
 )
-from zocalo_core.testing import Collector, MemoryBroker, MemoryTransport
+from zocalo_core.testing import Collector, MemoryBroker, MemoryTransport, ServiceThread
 from zocalo_services_contrib._settings import RUNNER_CONFIG_PLUGIN
 
 WAIT = 10.0
@@ -128,47 +126,17 @@ class TimingTransport(MemoryTransport):
             )
 
 
-class RunningService:
-    """A service runner in a thread, stopped and joined (with a bound) at the end."""
-
-    def __init__(
-        self,
-        service_class: type[Service],
-        transport: MemoryTransport,
-        site: SiteConfiguration | None,
-    ) -> None:
-        self.transport = transport
-        self.runner = ServiceRunner(
-            service_class,
-            transport,
-            site=site,
-            options=RunnerOptions(handle_signals=False, host="test.host.1"),
-        )
-        self.exit_code: int | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.exit_code = self.runner.run()
-
-    def stop(self, timeout: float = WAIT) -> int | None:
-        self.runner.request_stop()
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the service did not stop in time"
-        return self.exit_code
-
-
 @pytest.fixture
-def run_service(memory_broker: MemoryBroker) -> Iterator[Callable[..., RunningService]]:
-    started: list[RunningService] = []
+def run_service(memory_broker: MemoryBroker) -> Iterator[Callable[..., ServiceThread]]:
+    started: list[ServiceThread] = []
 
     def start(
         service_class: type[Service],
         site: SiteConfiguration | None,
         transport: MemoryTransport | None = None,
-    ) -> RunningService:
+    ) -> ServiceThread:
         transport = transport or TimingTransport(memory_broker)
-        running = RunningService(service_class, transport, site)
-        running.thread.start()
+        running = ServiceThread(service_class, transport, site=site).start()
         started.append(running)
         return running
 

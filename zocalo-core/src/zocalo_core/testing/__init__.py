@@ -5,6 +5,7 @@
 - `Collector`, `needs`: a recording handler with bounded waits, and the marker of the
   capabilities a test needs;
 - `MemoryBroker`, `MemoryTransport`: the embedded broker, for tests of services;
+- `ServiceThread`: a service run by its runner in a background thread, for tests;
 - the pytest plugin `zocalo_core.testing.plugin`, loaded by pytest itself once
   zocalo-core is installed with its `testing` extra, with the fixtures
   `memory_broker`, `memory_transport` and `unique_name`.
@@ -35,6 +36,7 @@ pytest.register_assert_rewrite(
 
 from zocalo_core._memory import MemoryBroker, MemoryTransport, QueuedMessage  # noqa: E402
 from zocalo_core.testing._helpers import Collector, needs  # noqa: E402
+from zocalo_core.testing._services import ServiceThread  # noqa: E402
 from zocalo_core.testing.conformance import TransportConformance  # noqa: E402
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "MemoryBroker",
     "MemoryTransport",
     "QueuedMessage",
+    "ServiceThread",
     "TransportConformance",
     "needs",
 ]
