@@ -195,3 +195,15 @@ def test_the_dotted_alias_of_the_existing_system_runs_the_same_command() -> None
 
     assert result.returncode == 0
     assert "Send a processing request to the Dispatcher" in result.stdout
+
+
+def test_an_unknown_transport_is_an_error_listing_the_installed_ones(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ZOCALO_CONFIG", raising=False)
+
+    exit_code, _, err = run_cli(["go", "-t", "carrier-pigeon", "-r", "x", "1"], capsys)
+
+    assert exit_code == 1
+    assert err.startswith("zocalo: error: no transport named 'carrier-pigeon'")
+    assert "known: memory" in err
