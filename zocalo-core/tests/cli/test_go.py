@@ -179,6 +179,10 @@ def test_a_failed_send_is_stored_in_the_fallback_folder(
     assert len(stored) == 2
     content: dict[str, Any] = json.loads(stored[0].read_text())
     assert content["message"]["recipes"] == ["example"]
+    recipe_ids = {
+        json.loads(path.read_text())["message"]["parameters"]["guid"] for path in stored
+    }
+    assert {path.name for path in stored} == recipe_ids
     assert "stored the request in" in err
 
 

@@ -107,7 +107,7 @@ def test_the_memory_transport_is_refused_for_a_service_process(
     exit_code, output = run_cli(["service", "-s", "Echo", "-t", "memory"], capsys)
 
     assert exit_code == 1
-    assert "no message broker is configured" in output
+    assert "the memory transport lives inside one process" in output
 
 
 def test_an_unknown_service_is_one_line_listing_the_known_ones(

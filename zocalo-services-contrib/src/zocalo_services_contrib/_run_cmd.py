@@ -9,12 +9,14 @@ delayed, unacknowledged or being handled.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -23,7 +25,6 @@ from zocalo_core import (
     MemoryBroker,
     MemoryTransport,
     Message,
-    QueuedMessage,
     RunnerOptions,
     ServiceRunner,
     SiteConfiguration,
@@ -141,10 +142,10 @@ class RunProgress:
 
     def observe(self, queue: str, message: Message) -> None:
         body = message.body
-        if not belongs_to(self.recipe_id, body):
-            return
         with self.lock:
             self.handled[queue] += 1
+            if not belongs_to(self.recipe_id, body):
+                return
             pointer = body.get("recipe-pointer") if isinstance(body, Mapping) else None
             if pointer in self.failure_nodes:
                 self.failures.append(f"step {pointer} on {queue!r} received a failure")
@@ -187,29 +188,28 @@ class RecipeRun:
             transport.send(PROCESSING_QUEUE, dict(request), headers=dict(headers))
 
     def outstanding_by_queue(self) -> Counter[str]:
+        """Messages waiting per queue; the broker is the run's own, so all are its."""
         counts: Counter[str] = Counter()
         for queue in self.broker.queue_names():
-            for queued in self.broker.peek(queue):
-                if self._matches(queued):
-                    counts[queue] += 1
-        return counts
-
-    def _matches(self, queued: QueuedMessage) -> bool:
-        try:
-            return belongs_to(self.recipe_id, queued.body)
-        except Exception:
-            return False
+            if not queue.startswith("dlq."):
+                counts[queue] += len(self.broker.peek(queue))
+        return +counts
 
     def outstanding(self) -> int:
-        return self.broker.outstanding(self._matches)
+        # Everything on this broker belongs to the run: its request, its recipe and any
+        # recipe a step of it starts through the Dispatcher, with IDs of their own.
+        return self.broker.outstanding()
+
+    def unserved_queues(self) -> list[str]:
+        """Queues holding messages that no service of this run consumes."""
+        waiting = self.outstanding_by_queue()
+        return sorted(queue for queue in waiting if queue not in self.plan.services)
 
     def dead_letters(self) -> dict[str, int]:
         counts = {}
         for queue in self.broker.queue_names():
             if queue.startswith("dlq."):
-                found = sum(
-                    1 for queued in self.broker.peek(queue) if self._matches(queued)
-                )
+                found = len(self.broker.peek(queue))
                 if found:
                     counts[queue] = found
         return counts
@@ -224,7 +224,11 @@ class RecipeRun:
 
 
 def follow(run: RecipeRun, timeout: float, echo: Any) -> bool:
-    """Show progress until the run is done (True) or `timeout` passes (False)."""
+    """Show progress until the run is done (True) or `timeout` passes (False).
+
+    A run whose messages wait on a queue no service of it consumes can never finish:
+    it ends at once (False), and the summary names the queue.
+    """
     started = time.monotonic()
     last_line = ""
     while True:
@@ -232,13 +236,13 @@ def follow(run: RecipeRun, timeout: float, echo: Any) -> bool:
         elapsed = time.monotonic() - started
         if waiting == 0:
             return True
-        if elapsed > timeout:
+        if elapsed > timeout or run.unserved_queues():
             return False
         line = progress_line(run, waiting)
         if line != last_line:
             echo(f"[{elapsed:6.1f}s] {line}")
             last_line = line
-        run.broker.wait_idle(0.25, match=run._matches)
+        run.broker.wait_idle(0.25)
 
 
 def progress_line(run: RecipeRun, waiting: int) -> str:
@@ -295,6 +299,13 @@ def summarise(run: RecipeRun, finished: bool, elapsed: float) -> tuple[list[str]
     lines.extend(
         f"  dead-lettered: {count} in {queue}" for queue, count in dead.items()
     )
+    unserved = run.unserved_queues()
+    if unserved:
+        names = ", ".join(repr(queue) for queue in unserved)
+        lines.append(
+            f"  stuck: messages wait on {names}, which no service here consumes"
+        )
+        return lines, EXIT_FAILED
     if not finished:
         lines.append(f"  timed out with {run.outstanding()} messages still in progress")
         return lines, EXIT_TIMED_OUT
@@ -302,6 +313,19 @@ def summarise(run: RecipeRun, finished: bool, elapsed: float) -> tuple[list[str]
         return lines, EXIT_FAILED
     lines.append("  finished: every step succeeded")
     return lines, 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM stop the run as Ctrl+C does: services stop, commands are ended.
+
+    Without this the process would die at once, leaving the Runner's commands behind.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 @click.command("run")
@@ -348,6 +372,7 @@ def run(
     names = sorted({service.__name__ for service in plan.services.values()})
     click.echo(f"recipe {recipe_run.recipe_id}: starting {', '.join(names)}")
     started = time.monotonic()
+    stop_on_sigterm()
     recipe_run.start_services()
     try:
         recipe_run.send(request, {})

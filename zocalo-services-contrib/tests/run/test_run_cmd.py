@@ -194,3 +194,23 @@ def test_a_broker_transport_is_refused(
 
     assert exit_code == 2
     assert "zocalo run uses the embedded transport" in output
+
+
+def test_a_chained_recipe_is_followed_too_and_a_stuck_one_fails_the_run(
+    site: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    chained = {"1": {"queue": "nobody.home"}, "start": [[1, {}]]}
+    recipe = {
+        "1": {"queue": "processing_recipe"},
+        "start": [[1, {"custom_recipe": chained}]],
+    }
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(recipe))
+
+    exit_code, output = run_cli(
+        ["run", "-c", str(site), "-f", str(path), "-n", "--timeout", "20"], capsys
+    )
+
+    assert exit_code == 1
+    assert "stuck: messages wait on 'nobody.home'" in output
+    assert "every step succeeded" not in output

@@ -52,7 +52,9 @@ class SiteOptions:
         broker configured they fail with one line that says what to do.
         """
         name = self.transport_name()
-        if name is None or name == "memory":
+        if name == "memory":
+            raise ConfigurationError(MEMORY_IS_IN_PROCESS_MESSAGE)
+        if name is None:
             raise ConfigurationError(NO_BROKER_MESSAGE)
         return make_transport(name, self.open_site())
 
@@ -65,6 +67,13 @@ NO_BROKER_MESSAGE = (
     "no message broker is configured: add a `transport` block (plugin: transport, "
     "default: pika) and a `pika` block to the site file, or pass -t pika; "
     "to run a recipe inside one process on the embedded transport use `zocalo run`"
+)
+
+
+MEMORY_IS_IN_PROCESS_MESSAGE = (
+    "the memory transport lives inside one process, so this command would reach no "
+    "other service: choose a broker transport (-t pika), or use `zocalo run` to run "
+    "a recipe inside one process"
 )
 
 

@@ -82,11 +82,17 @@ def _send(site: SiteOptions, request: dict[str, Any]) -> None:
 def store_in_fallback(
     folder: Path, headers: dict[str, str], request: dict[str, Any]
 ) -> Path:
-    """Write the request where a later pickup can send it; never overwrites a file."""
+    """Write the request where a later pickup can send it; never overwrites a file.
+
+    The file is named after the recipe ID, with a random suffix if that name is taken.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     content = json.dumps({"headers": headers, "message": request}, indent=2) + "\n"
+    recipe_id = str(request["parameters"]["guid"])
+    name = recipe_id
     while True:
-        path = folder / str(uuid.uuid4())
+        path = folder / name
+        name = f"{recipe_id}.{uuid.uuid4().hex[:8]}"
         try:
             with path.open("x", encoding="utf-8") as stream:
                 stream.write(content)

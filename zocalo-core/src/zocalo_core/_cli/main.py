@@ -73,6 +73,10 @@ def _configure_default_logging(debug: bool) -> None:
     level = logging.DEBUG if debug else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
+    if not debug:
+        # pika logs every failed connection attempt at ERROR before our transport
+        # reports the failure in one line of its own.
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ constructed by the same `yaml.SafeLoader`, exactly as `yaml.safe_load` would.
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,25 +65,51 @@ def _index_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> N
             _index_lines(item_node, child, lines)
 
 
+_QUOTED = re.compile(r"""'([^']*)'|"([^"]*)"|\B![^\s,]*""")
+# What the parser itself names, such as ',' or '<stream end>', is safe to repeat.
+_PARSER_TOKEN = re.compile(r"[^\w\s]{1,2}|<[a-z ]+>")
+
+
+def _hide_document_text(match: re.Match[str]) -> str:
+    quoted = match.group(1) if match.group(1) is not None else match.group(2)
+    if quoted is not None and _PARSER_TOKEN.fullmatch(quoted):
+        return match.group(0)
+    return "…"
+
+
+def _without_quotes(text: str) -> str:
+    # PyYAML quotes pieces of the document in its problem texts (an alias name, a tag,
+    # a character): any of them may be part of a password, so none is repeated.
+    return _QUOTED.sub(_hide_document_text, text)
+
+
 def _syntax_problem(file: Path, exc: yaml.YAMLError) -> YamlSyntaxError:
     # The text of a MarkedYAMLError quotes the offending line, which may hold a
     # password: build the message from its parts and never from str(exc).
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
-        problem = f"not valid YAML: {exc.problem}"
+        problem = f"not valid YAML: {_without_quotes(exc.problem or 'syntax error')}"
         if exc.context and exc.context_mark is not None:
-            problem += f" ({exc.context}, line {exc.context_mark.line + 1})"
+            context = _without_quotes(exc.context)
+            problem += f" ({context}, line {exc.context_mark.line + 1})"
         elif exc.context:
-            problem += f" ({exc.context})"
+            problem += f" ({_without_quotes(exc.context)})"
         location = Location(file, mark.line + 1, mark.column + 1)
         return YamlSyntaxError(location, problem)
-    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return YamlSyntaxError(Location(file), f"not valid YAML: {first_line}")
+    if isinstance(exc, yaml.reader.ReaderError):
+        where = Location(file)
+        return YamlSyntaxError(
+            where, f"not valid YAML: {exc.reason} at byte {exc.position}"
+        )
+    return YamlSyntaxError(Location(file), f"not valid YAML: {type(exc).__name__}")
 
 
 def parse_yaml(content: bytes | str, file: Path) -> YamlDocument:
     """Parse one YAML document with the safe loader; `file` is only for messages."""
-    loader = yaml.SafeLoader(content)
+    try:
+        loader = yaml.SafeLoader(content)
+    except yaml.YAMLError as exc:
+        raise _syntax_problem(file, exc) from exc
     try:
         node = loader.get_single_node()
         data = None if node is None else loader.construct_document(node)

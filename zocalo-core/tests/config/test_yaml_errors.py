@@ -1,0 +1,36 @@
+"""YAML errors name the place and the problem, never a piece of the document."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from zocalo_core import ConfigurationError, load
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["*S3cr3tPw", "!hunter2 x", "'S3cr3tPw", "[S3cr3tPw"],
+)
+def test_a_yaml_error_does_not_repeat_what_the_file_says(
+    tmp_path: Path, value: str
+) -> None:
+    path = tmp_path / "site.yml"
+    path.write_text(f"version: 1\nrmq:\n  plugin: pika\n  password: {value}\n")
+
+    with pytest.raises(ConfigurationError) as raised:
+        load(path)
+
+    message = str(raised.value)
+    assert "not valid YAML" in message
+    assert str(path) in message
+    for secret in ("S3cr3tPw", "hunter2"):
+        assert secret not in message
+
+
+def test_bytes_that_are_not_utf8_are_a_configuration_error(tmp_path: Path) -> None:
+    path = tmp_path / "site.yml"
+    path.write_bytes(b"version: 1\nx: \xff\n")
+
+    with pytest.raises(ConfigurationError, match=r"not valid YAML: invalid start byte"):
+        load(path)
