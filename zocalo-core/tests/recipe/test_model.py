@@ -255,3 +255,21 @@ def test_from_file_errors_name_the_file(tmp_path) -> None:
         Recipe.from_file(broken)
     with pytest.raises(RecipeError, match=r"cannot read recipe file.*missing\.json"):
         Recipe.from_file(tmp_path / "missing.json")
+
+
+def test_a_recipe_nested_deeper_than_the_limit_is_refused_with_a_recipe_error() -> None:
+    from zocalo_core import RecipeError
+    from zocalo_core._recipe._model import MAX_NESTING
+
+    deep_text = '{"a": ' * 3000 + "1" + "}" * 3000
+    text = '{"1": {"queue": "q", "parameters": ' + deep_text + '}, "start": [[1, {}]]}'
+    nested: dict[str, object] = {}
+    level = nested
+    for _ in range(MAX_NESTING + 1):
+        level["a"] = {}
+        level = level["a"]  # type: ignore[assignment]
+
+    with pytest.raises(RecipeError, match="nested more than 100 levels deep"):
+        Recipe(text)
+    with pytest.raises(RecipeError, match="nested more than 100 levels deep"):
+        Recipe({"1": {"queue": "q", "parameters": nested}, "start": [[1, {}]]})

@@ -127,7 +127,7 @@ def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
     exit_code, output = run_cli(["service", "--version"], capsys)
 
     assert exit_code == 0
-    assert output == f"zocalo {__version__}\n"
+    assert output == f"zocalo, version {__version__}\n"
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:

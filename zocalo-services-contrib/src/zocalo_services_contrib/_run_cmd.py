@@ -51,6 +51,9 @@ FAILURE_OUTPUTS = frozenset({"failure", "timeout", "error"})
 
 DISPATCHER = "Dispatcher"
 
+#: Seconds between progress lines, at the most.
+PROGRESS_INTERVAL = 1.0
+
 
 @dataclass
 class RunPlan:
@@ -231,6 +234,7 @@ def follow(run: RecipeRun, timeout: float, echo: Any) -> bool:
     """
     started = time.monotonic()
     last_line = ""
+    last_shown = -PROGRESS_INTERVAL
     while True:
         waiting = run.outstanding()
         elapsed = time.monotonic() - started
@@ -239,9 +243,9 @@ def follow(run: RecipeRun, timeout: float, echo: Any) -> bool:
         if elapsed > timeout or run.unserved_queues():
             return False
         line = progress_line(run, waiting)
-        if line != last_line:
+        if line != last_line and elapsed - last_shown >= PROGRESS_INTERVAL:
             echo(f"[{elapsed:6.1f}s] {line}")
-            last_line = line
+            last_line, last_shown = line, elapsed
         run.broker.wait_idle(0.25)
 
 

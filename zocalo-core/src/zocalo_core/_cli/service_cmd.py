@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
-        click.echo(f"zocalo {__version__}")
+        click.echo(f"zocalo, version {__version__}")
         ctx.exit()
 
 

@@ -185,6 +185,9 @@ def _check_version(document: YamlDocument, problems: Problems) -> bool:
             f"`version: {version}` is not supported; this Zocalo reads version "
             f"{SUPPORTED_VERSION} site files only"
         )
+        if type(version) is not int:
+            message += f" (the version is a {type(version).__name__} here: write "
+            message += "the number, unquoted)"
         problems.add(document.location("version"), "", message)
         return False
     return True

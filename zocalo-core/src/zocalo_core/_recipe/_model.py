@@ -45,7 +45,9 @@ class Recipe:
         if isinstance(source, Recipe):
             self._data: dict[Any, Any] = copy.deepcopy(source._data)
             return
-        self._data = _normalise(_as_mapping(source))
+        mapping = _as_mapping(source)
+        _refuse_deep_nesting(mapping)
+        self._data = _normalise(mapping)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Recipe:
@@ -156,12 +158,33 @@ class Recipe:
         return f"Recipe({self.to_dict()!r})"
 
 
+#: Deeper recipes are refused: nothing real comes close, and the recursive steps of
+#: validation and substitution must never hit Python's recursion limit.
+MAX_NESTING = 100
+
+
+def _refuse_deep_nesting(source: Mapping[Any, Any]) -> None:
+    pending: list[tuple[Any, int]] = [(source, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_NESTING:
+            message = f"the recipe is nested more than {MAX_NESTING} levels deep"
+            raise RecipeError(message)
+        if isinstance(value, Mapping):
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, (list, tuple)):
+            pending.extend((item, depth + 1) for item in value)
+
+
 def _as_mapping(source: RecipeSource) -> Mapping[Any, Any]:
     if source is None:
         return {}
     if isinstance(source, (str, bytes)):
         try:
             source = json.loads(source)
+        except RecursionError as exc:
+            message = f"the recipe is nested more than {MAX_NESTING} levels deep"
+            raise RecipeError(message) from exc
         except ValueError as exc:
             message = f"recipe text is not valid JSON: {exc}"
             raise RecipeError(message) from exc

@@ -7,6 +7,7 @@ monitoring tools read: `host`, `status`, `statustext`, `service`, `serviceclass`
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 import os
@@ -26,6 +27,9 @@ STATUS_EXPIRATION = 15.0
 
 #: Status is broadcast at least this often, in seconds, even when it does not change.
 STATUS_INTERVAL = 6.0
+
+#: ... and at most this often, in seconds, however often it changes.
+MIN_STATUS_GAP = 1.0
 
 
 class ServiceStatus(enum.IntEnum):
@@ -77,7 +81,7 @@ class UtilizationTracker:
     def __init__(self, period: float = STATUS_INTERVAL) -> None:
         self._period = period
         self._lock = threading.Lock()
-        self._changes: list[tuple[float, int]] = []
+        self._changes: collections.deque[tuple[float, int]] = collections.deque()
 
     def record(self, status: int, now: float | None = None) -> None:
         with self._lock:
@@ -104,7 +108,7 @@ class UtilizationTracker:
     def _trim(self, window_start: float) -> None:
         # Keep the last change before the window: it says what the window started as.
         while len(self._changes) > 1 and self._changes[1][0] <= window_start:
-            self._changes.pop(0)
+            self._changes.popleft()
 
 
 class StatusReporter:
@@ -165,9 +169,14 @@ class StatusReporter:
         self._send()
 
     def _run(self) -> None:
+        gap = min(MIN_STATUS_GAP, self._interval)
         while not self._stopped.is_set():
             self._send()
-            self._changed.wait(self._interval)
+            # A busy service changes status with every message: a broadcast per
+            # message would cost more than the messages. One a second still reports
+            # every change promptly.
+            self._stopped.wait(gap)
+            self._changed.wait(max(0.0, self._interval - gap))
             self._changed.clear()
 
     def _send(self) -> None:
