@@ -174,9 +174,9 @@ def _error_text(watch: _Watch) -> str | None:
 
 def _spawn(spec: CommandSpec) -> subprocess.Popen[bytes]:
     # The command gets a session of its own so that a timeout can end everything it
-    # started. TODO(#4): a Runner killed outright leaves that session running
-    # unwatched; recording its group in the job's state file would let the Runner
-    # that reports the job as lost end it too.
+    # started. NOTE: a Runner killed outright (SIGKILL) cannot end that session; the
+    # command then finishes unwatched and the job is reported as lost by the next
+    # Runner whose lease finds its heartbeat stale. It is never run a second time.
     return subprocess.Popen(
         list(spec.argv),
         executable=spec.executable,
