@@ -242,10 +242,15 @@ class PikaTransport(Transport):
         if transaction is not None:
             _work_of(transaction).settlements.append(settlement)
             return
-        done = self._call(
-            lambda session: settle_chain(session, settlement),
-            f"{outcome.value} {message!r}",
-        )
+        try:
+            done = self._call(
+                lambda session: settle_chain(session, settlement),
+                f"{outcome.value} {message!r}",
+            )
+        except DisconnectedError:
+            if not _cut_off_with_its_channel(settlement):
+                raise
+            done = False
         if not done:
             logger.warning(
                 "Dropped the %s of %r: it came on a channel that has closed since "
@@ -340,6 +345,17 @@ class PikaTransport(Transport):
         if isinstance(work, TransactionWork):
             work.sends.clear()
             work.settlements.clear()
+
+
+def _cut_off_with_its_channel(settlement: Settlement) -> bool:
+    """Whether a plain settlement the lost connection cut off is dropped, not raised.
+
+    Its channel went with the connection, so RabbitMQ either had the ack or nack
+    already or delivers the message again; there is nothing for the caller to redo,
+    and raising would make a service give up a connection that is coming back. A
+    dead letter may already be out, so that case still raises.
+    """
+    return settlement.dead_letter is None and not settlement.delivery.current()
 
 
 def _consumer_of(subscription: Subscription) -> Consumer:

@@ -16,7 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from zocalo_core._errors import RecipeError, ZocaloError
+from zocalo_core._errors import (
+    DisconnectedError,
+    RecipeError,
+    TransportError,
+    ZocaloError,
+)
 from zocalo_core._recipe import RecipeWrapper, is_recipe_message
 
 if TYPE_CHECKING:
@@ -198,9 +203,27 @@ class Service:
             if not isinstance(exc, Exception):
                 raise
         else:
-            self.transport.transaction_commit(transaction)
+            self._commit(declaration, message, transaction)
         finally:
             self._transaction = None
+
+    def _commit(
+        self, declaration: Subscribe, message: Message, transaction: Transaction
+    ) -> None:
+        try:
+            self.transport.transaction_commit(transaction)
+        except DisconnectedError:
+            raise
+        except TransportError as exc:
+            # Nothing of the transaction took effect, so the message is still ours
+            # to return (or, delivered before a reconnection, comes again anyway).
+            self.log.error(
+                "could not commit the handling of message %s from %s: %s",
+                message.message_id,
+                declaration.queue,
+                exc,
+            )
+            self.transport.nack(message)
 
     def _handle_plainly(self, declaration: Subscribe, message: Message) -> None:
         try:

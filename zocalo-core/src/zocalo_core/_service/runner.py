@@ -14,6 +14,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
@@ -31,6 +32,7 @@ from zocalo_core._service.status import (
     host_id,
 )
 from zocalo_core._version import __version__
+from zocalo_core.transport import ConnectionState
 
 if TYPE_CHECKING:
     from zocalo_core.transport import Message, Subscription, Transport
@@ -43,6 +45,8 @@ EXIT_DISCONNECTED = 3
 EXIT_SERVICE_FAILED = 4
 #: Exit code of a service killed because its current message outlived the grace period.
 EXIT_GRACE_EXPIRED = 5
+#: Seconds between checks, while no message comes, that the transport has not given up.
+TRANSPORT_CHECK_INTERVAL = 0.5
 
 
 @dataclass
@@ -192,22 +196,56 @@ class ServiceRunner:
         while not self._stop.is_set():
             self.status.set(ServiceStatus.IDLE)
             try:
-                declaration, message = self._inbox.get(
-                    timeout=self.service.idle_timeout
-                )
+                declaration, message = self._next_delivery()
+                if declaration is None or self._stop.is_set():
+                    continue
+                self._dispatch(declaration, message)
             except queue.Empty:
                 exit_code = self._run_idle()
-                continue
-            if declaration is None or self._stop.is_set():
-                continue
-            try:
-                self._dispatch(declaration, message)
             except DisconnectedError as exc:
+                if self._transport_restoring():
+                    logger.warning(
+                        "the broker connection was lost while handling a message "
+                        "(it comes again once the connection is restored): %s",
+                        exc,
+                    )
+                    continue
                 logger.error("lost the broker connection: %s", exc)
                 exit_code = EXIT_DISCONNECTED
                 self._stop.set()
         self._finish(ServiceStatus.END if exit_code == 0 else ServiceStatus.ERROR)
         return exit_code
+
+    def _next_delivery(self) -> tuple[Any, Message]:
+        """The next delivery; `queue.Empty` once the service's idle timeout passes.
+
+        The wait is cut into short ones so that a transport that has given up its
+        connection (FAILED) stops the service even when no message comes.
+        """
+        assert self.service is not None
+        idle_timeout = self.service.idle_timeout
+        deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
+        while True:
+            wait = TRANSPORT_CHECK_INTERVAL
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - time.monotonic()))
+            try:
+                return self._inbox.get(timeout=wait)
+            except queue.Empty:
+                if self.transport.state is ConnectionState.FAILED:
+                    problem = (
+                        f"the {self.transport.name} transport gave up restoring its "
+                        "broker connection"
+                    )
+                    raise DisconnectedError(problem) from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    def _transport_restoring(self) -> bool:
+        return self.transport.state in (
+            ConnectionState.RECONNECTING,
+            ConnectionState.CONNECTED,
+        )
 
     def _dispatch(self, declaration: Any, message: Message) -> None:
         assert self.service is not None
