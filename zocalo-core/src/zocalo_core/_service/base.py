@@ -203,11 +203,11 @@ class Service:
             if not isinstance(exc, Exception):
                 raise
         else:
-            self._commit(declaration, message, transaction)
+            self._commit_or_return(declaration, message, transaction)
         finally:
             self._transaction = None
 
-    def _commit(
+    def _commit_or_return(
         self, declaration: Subscribe, message: Message, transaction: Transaction
     ) -> None:
         try:
