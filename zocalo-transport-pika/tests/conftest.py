@@ -7,6 +7,7 @@ never skipped. Tests use names no other test uses, and delete what they made.
 from __future__ import annotations
 
 import logging
+import subprocess
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -95,3 +96,30 @@ def connected() -> Iterator[Callable[..., PikaTransport]]:
             transport.disconnect()
         except Exception:
             logger.warning("Could not disconnect %r", transport, exc_info=True)
+
+
+def close_from_broker(connection_name: str) -> None:
+    """Have RabbitMQ close the one connection called `connection_name`."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    pids = [
+        line.split("\t")[0] for line in listing.splitlines() if connection_name in line
+    ]
+    assert len(pids) == 1, f"expected one connection {connection_name!r}: {listing!r}"
+    subprocess.run(
+        ["rabbitmqctl", "-q", "close_connection", pids[0], "closed by a test"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+
+
+@pytest.fixture
+def broker_closes() -> Callable[[str], None]:
+    """`close(connection_name)`: RabbitMQ closes that one connection (ours only)."""
+    return close_from_broker

@@ -100,3 +100,33 @@ def test_bad_block_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="rabbitmq") as error:
         site.activate(["live"])
     assert "one port for every host" in str(error.value)
+
+
+def test_site_file_tls_and_topology_keys(tmp_path: Path) -> None:
+    path = write_site(
+        tmp_path,
+        """\
+        version: 1
+        rabbitmq:
+          plugin: pika
+          host: rmq.example.org
+          tls: true
+          ca_certificate: /etc/zocalo/ca.pem
+          server_name: rabbitmq.example.org
+          declare: false
+          queue_type: classic
+          single_active_consumer: [processing.one, processing.two]
+        environments:
+          live: [rabbitmq]
+        """,
+    )
+    site = zocalo_core.load(path)
+    site.activate(["live"])
+    settings = site.plugin("pika")
+    assert isinstance(settings, PikaSettings)
+    assert settings.endpoints == (("rmq.example.org", 5671),)
+    assert (settings.tls, settings.verify, settings.declare) == (True, True, False)
+    assert settings.ca_certificate == "/etc/zocalo/ca.pem"
+    assert settings.server_name == "rabbitmq.example.org"
+    assert settings.queue_type == "classic"
+    assert settings.single_active_consumer == {"processing.one", "processing.two"}

@@ -99,3 +99,39 @@ def test_transport_takes_settings_mapping_or_keywords() -> None:
     assert overridden.settings.vhost == "/x"
     with pytest.raises(ConfigurationError, match="bogus"):
         PikaTransport(bogus=1)
+
+
+def test_topology_settings() -> None:
+    settings = parse(declare=False, queue_type="classic", single_active_consumer="a, b")
+    assert settings.declare is False
+    assert settings.queue_type == "classic"
+    assert settings.single_active_consumer == frozenset({"a", "b"})
+    assert parse(single_active_consumer=["c"]).single_active_consumer == {"c"}
+    defaults = parse()
+    assert (defaults.declare, defaults.queue_type) == (True, "quorum")
+    assert defaults.single_active_consumer == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"queue_type": "stream"}, "`queue_type` must be one of quorum, classic"),
+        ({"declare": "no"}, "`declare` must be true or false"),
+        ({"single_active_consumer": ["a", 3]}, "`single_active_consumer` must be"),
+    ],
+)
+def test_bad_topology_settings(values: dict[str, object], complaint: str) -> None:
+    with pytest.raises(ConfigurationError, match=complaint):
+        parse(**values)
+
+
+def test_new_settings_survive_keyword_overrides() -> None:
+    """`PikaTransport(settings, **more)` keeps the TLS and topology settings."""
+    settings = parse(
+        tls=True, ca_certificate="ca.pem", single_active_consumer=["q"], declare=False
+    )
+    transport = PikaTransport(settings, call_timeout=3.0)
+    assert transport.settings.single_active_consumer == {"q"}
+    assert transport.settings.ca_certificate == "ca.pem"
+    assert transport.settings.declare is False
+    assert transport.settings.endpoints == (("localhost", 5671),)

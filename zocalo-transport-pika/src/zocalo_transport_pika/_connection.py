@@ -12,6 +12,7 @@ transport becomes `FAILED`.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,7 +20,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pika
 import pika.exceptions
 from pika.adapters.select_connection import SelectConnection
-from zocalo_core import DisconnectedError, ZocaloError
+from pika.adapters.utils.connection_workflow import (
+    AMQPConnectionWorkflowFailed,
+    AMQPConnectorPhaseErrorBase,
+)
+from zocalo_core import ConfigurationError, DisconnectedError, ZocaloError
 from zocalo_core.transport import ConnectionState
 
 from zocalo_transport_pika._channel import ChannelHandle, guarded
@@ -131,7 +136,7 @@ class ConnectionKeeper:
 
     def _connect_chain(self, rounds: int) -> Chain[None]:
         connection = yield from self._open_chain(rounds)
-        self._session = Session(connection, self._settings.delivery_limit)
+        self._session = Session(connection, self._settings)
 
     def _open_chain(self, rounds: int) -> Chain[Any]:
         failures: list[str] = []
@@ -251,7 +256,7 @@ class ConnectionKeeper:
         if self._closing:
             connection.close()
             return
-        session = Session(connection, self._settings.delivery_limit)
+        session = Session(connection, self._settings)
         self._session = session
         for consumer in self._transport._active_consumers():
             try:
@@ -336,17 +341,36 @@ class ConnectionKeeper:
 
 
 def _describe(exc: BaseException) -> str:
+    exc = _innermost(exc)
     if isinstance(exc, pika.exceptions.ChannelClosedByBroker):
         return f"{exc.reply_code} {exc.reply_text}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS certificate check failed ({exc.verify_message}): give the CA that "
+            "signed the broker's certificate as `ca_certificate`, and as "
+            "`server_name` the name in that certificate if it is not the host"
+        )
     text = str(exc) or type(exc).__name__
     return (
         text if isinstance(exc, DisconnectedError) else f"{type(exc).__name__}: {text}"
     )
 
 
+def _innermost(exc: BaseException) -> BaseException:
+    """The error under pika's wrappers of a failed connection attempt."""
+    while True:
+        if isinstance(exc, AMQPConnectionWorkflowFailed) and exc.exceptions:
+            exc = exc.exceptions[-1]
+        elif isinstance(exc, AMQPConnectorPhaseErrorBase):
+            exc = exc.exception
+        else:
+            return exc
+
+
 def connection_parameters(settings: PikaSettings) -> list[pika.ConnectionParameters]:
     """One `pika.ConnectionParameters` per endpoint, in the order to try them."""
     credentials = pika.PlainCredentials(settings.username, settings.password)
+    context = tls_context(settings) if settings.tls else None
     return [
         pika.ConnectionParameters(
             host=host,
@@ -358,6 +382,41 @@ def connection_parameters(settings: PikaSettings) -> list[pika.ConnectionParamet
             socket_timeout=settings.socket_timeout,
             stack_timeout=settings.socket_timeout + 5.0,
             client_properties={"connection_name": settings.connection_name},
+            ssl_options=(
+                None
+                if context is None
+                else pika.SSLOptions(context, settings.server_name or host)
+            ),
         )
         for host, port in settings.endpoints
     ]
+
+
+def tls_context(settings: PikaSettings) -> ssl.SSLContext:
+    """The client TLS context; it checks the broker's certificate unless told not to."""
+    try:
+        context = ssl.create_default_context(cafile=settings.ca_certificate)
+        if settings.client_certificate is not None:
+            context.load_cert_chain(settings.client_certificate, settings.client_key)
+    except (OSError, ssl.SSLError) as exc:
+        files = {
+            "ca_certificate": settings.ca_certificate,
+            "client_certificate": settings.client_certificate,
+            "client_key": settings.client_key,
+        }
+        given = ", ".join(f"`{k}` {v!r}" for k, v in files.items() if v is not None)
+        problem = (
+            f"could not set up TLS for RabbitMQ from {given or 'the system CAs'}: "
+            f"{exc}; check that those files exist, are readable and hold PEM "
+            "certificates and keys"
+        )
+        raise ConfigurationError(problem) from exc
+    if not settings.verify:
+        logger.warning(
+            "TLS certificate checks are off (`verify: false`) for RabbitMQ at %s: "
+            "anyone between here and the broker can read and change the traffic",
+            settings.describe_endpoints(),
+        )
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

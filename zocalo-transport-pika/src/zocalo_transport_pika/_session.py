@@ -1,8 +1,9 @@
 """`Session`: one open connection, its shared channels and what it has declared.
 
 Used only on the I/O thread. Queues are declared on first use (QUEUE-2) as durable
-quorum queues whose broker-side delivery limit and dead-letter route mirror the
-transport's, each with its `dlq.<name>` queue. Topics are durable fanout exchanges.
+quorum queues (classic with `queue_type: classic`) whose broker-side delivery limit
+and dead-letter route mirror the transport's, each with its `dlq.<name>` queue; with
+`declare: false` they are only checked to exist. Topics are durable fanout exchanges.
 Delays are classic queues with a message TTL that dead-letter back to the target.
 """
 
@@ -13,11 +14,13 @@ import time
 from typing import Any
 
 import pika.exceptions
+from zocalo_core import TransportError
 from zocalo_core.transport import MAX_NAME_BYTES, dead_letter_queue
 
 from zocalo_transport_pika._channel import ChannelHandle, Mode
 from zocalo_transport_pika._codec import DELAY_QUEUE_PREFIX
 from zocalo_transport_pika._loop import Chain
+from zocalo_transport_pika._settings import PikaSettings
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ _TOPIC_DELAY_PREFIX = f"{DELAY_QUEUE_PREFIX}topic."
 # An idle delay queue is removed by RabbitMQ after twice its delay plus this.
 _DELAY_QUEUE_SPARE_MS = 600_000
 _PRECONDITION_FAILED = 406
+_NOT_FOUND = 404
 
 
 def is_temporary_name(queue: str) -> bool:
@@ -39,13 +43,20 @@ def name_fits(name: str) -> bool:
     return len(name.encode("utf-8")) <= MAX_NAME_BYTES
 
 
-def quorum_arguments(queue: str, delivery_limit: int) -> dict[str, Any]:
+def queue_arguments(
+    queue: str,
+    delivery_limit: int,
+    *,
+    queue_type: str = "quorum",
+    single_active_consumer: bool = False,
+) -> dict[str, Any]:
     """The arguments of a queue the transport declares (see the module docstring)."""
-    arguments: dict[str, Any] = {
-        "x-queue-type": "quorum",
+    arguments: dict[str, Any] = {"x-queue-type": queue_type}
+    if queue_type == "quorum":
         # RabbitMQ counts returns: a limit of n - 1 allows n deliveries.
-        "x-delivery-limit": delivery_limit - 1,
-    }
+        arguments["x-delivery-limit"] = delivery_limit - 1
+    if single_active_consumer:
+        arguments["x-single-active-consumer"] = True
     dead_letters = dead_letter_queue(queue)
     if name_fits(dead_letters):
         arguments["x-dead-letter-exchange"] = ""
@@ -56,9 +67,10 @@ def quorum_arguments(queue: str, delivery_limit: int) -> dict[str, Any]:
 class Session:
     """The state of one connection: shared channels and declaration caches."""
 
-    def __init__(self, connection: Any, delivery_limit: int) -> None:
+    def __init__(self, connection: Any, settings: PikaSettings) -> None:
         self.connection = connection
-        self.delivery_limit = delivery_limit
+        self.settings = settings
+        self.delivery_limit = settings.delivery_limit
         self._channels: dict[str, ChannelHandle] = {}
         self._queues: set[str] = set()
         self._exchanges: set[str] = set()
@@ -102,13 +114,40 @@ class Session:
         if not missing:
             return
         handle = yield from self.declaring(repr(queue))
+        check = self._check_queue if not self.settings.declare else self._declare_queue
         for name in missing:
-            handle = yield from self._declare_queue(handle, name)
+            handle = yield from check(handle, name)
             self._queues.add(name)
         handle.close_soon()
 
+    def _check_queue(self, handle: ChannelHandle, queue: str) -> Chain[ChannelHandle]:
+        """`declare: false`: a passive declare, which fails if `queue` is missing."""
+        try:
+            yield handle.call(
+                lambda done: handle.channel.queue_declare(
+                    queue, passive=True, callback=done
+                )
+            )
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != _NOT_FOUND:
+                raise
+            problem = (
+                f"queue {queue!r} does not exist on RabbitMQ, and this transport does "
+                "not declare queues (`declare: false`: the topology is managed "
+                "elsewhere); create the queue with the tools that manage it, or "
+                "check the name"
+            )
+            raise TransportError(problem) from exc
+        return handle
+
     def _declare_queue(self, handle: ChannelHandle, queue: str) -> Chain[ChannelHandle]:
-        arguments = quorum_arguments(queue, self.delivery_limit)
+        settings = self.settings
+        arguments = queue_arguments(
+            queue,
+            self.delivery_limit,
+            queue_type=settings.queue_type,
+            single_active_consumer=queue in settings.single_active_consumer,
+        )
         try:
             yield handle.call(
                 lambda done: handle.channel.queue_declare(

@@ -20,6 +20,8 @@ from zocalo_core.transport import DEFAULT_DELIVERY_LIMIT
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5672
+DEFAULT_TLS_PORT = 5671
+QUEUE_TYPES = ("quorum", "classic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +44,15 @@ class PikaSettings:
     reconnect_attempts: int = 10
     reconnect_max_delay: float = 30.0
     connection_name: str = "zocalo"
+    tls: bool = False
+    ca_certificate: str | None = None
+    client_certificate: str | None = None
+    client_key: str | None = None
+    server_name: str | None = None
+    verify: bool = True
+    declare: bool = True
+    queue_type: str = "quorum"
+    single_active_consumer: frozenset[str] = frozenset()
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], origin: str) -> PikaSettings:
@@ -58,8 +69,10 @@ class PikaSettings:
             if key not in ("host", "port") and value is not None:
                 options[key] = _FIELDS[key](value, f"{origin}: `{key}`")
         hosts = _hosts(values.get("host"), origin)
-        ports = _ports(values.get("port"), origin)
+        default_port = DEFAULT_TLS_PORT if options.get("tls") else DEFAULT_PORT
+        ports = _ports(values.get("port"), origin, default_port)
         options["endpoints"] = _endpoints(hosts, ports, origin)
+        _check_tls(options, origin)
         return cls(**options)
 
     def describe_endpoints(self) -> str:
@@ -80,6 +93,27 @@ def _whole(minimum: int) -> Any:
         return value
 
     return check
+
+
+def _flag(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{what} must be true or false")
+    return value
+
+
+def _queue_type(value: Any, what: str) -> str:
+    if value not in QUEUE_TYPES:
+        problem = f"{what} must be one of {', '.join(QUEUE_TYPES)}"
+        raise ConfigurationError(problem)
+    return str(value)
+
+
+def _queue_names(value: Any, what: str) -> frozenset[str]:
+    queues = list(value) if isinstance(value, (set, frozenset)) else _split(value)
+    if not all(isinstance(queue, str) and queue.strip() for queue in queues):
+        problem = f"{what} must be a queue name, a list of them, or a comma-separated"
+        raise ConfigurationError(f"{problem} string of them")
+    return frozenset(queue.strip() for queue in queues)
 
 
 def _seconds(value: Any, what: str) -> float:
@@ -108,7 +142,37 @@ _FIELDS: dict[str, Any] = {
     "reconnect_attempts": _whole(0),
     "reconnect_max_delay": _seconds,
     "connection_name": _text,
+    "tls": _flag,
+    "ca_certificate": _text,
+    "client_certificate": _text,
+    "client_key": _text,
+    "server_name": _text,
+    "verify": _flag,
+    "declare": _flag,
+    "queue_type": _queue_type,
+    "single_active_consumer": _queue_names,
 }
+
+_TLS_ONLY = ("ca_certificate", "client_certificate", "client_key", "server_name")
+
+
+def _check_tls(options: Mapping[str, Any], origin: str) -> None:
+    """Refuse TLS settings that would silently do nothing."""
+    if not options.get("tls"):
+        given = [key for key in _TLS_ONLY if key in options]
+        if given:
+            problem = (
+                f"{origin}: {', '.join(given)} only apply with `tls: true`; set "
+                "`tls: true` or remove them"
+            )
+            raise ConfigurationError(problem)
+        return
+    if "client_key" in options and "client_certificate" not in options:
+        problem = (
+            f"{origin}: `client_key` is given without `client_certificate`; give "
+            "the client certificate too, or remove the key"
+        )
+        raise ConfigurationError(problem)
 
 
 def _split(value: Any) -> list[Any]:
@@ -132,9 +196,9 @@ def _hosts(value: Any, origin: str) -> list[str]:
     return [host.strip() for host in hosts]
 
 
-def _ports(value: Any, origin: str) -> list[int]:
+def _ports(value: Any, origin: str, default: int) -> list[int]:
     if value is None:
-        return [DEFAULT_PORT]
+        return [default]
     ports: list[int] = []
     for item in _split(value):
         try:
@@ -196,4 +260,14 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey(
         "connection_name", (str,), summary="name shown in the RabbitMQ connections"
     ),
+    ConfigKey("tls", (bool,), summary="connect over TLS (default false)"),
+    ConfigKey("ca_certificate", (str,), summary="file of CA certificates to trust"),
+    ConfigKey(
+        "client_certificate", (str,), summary="file of the client certificate (TLS)"
+    ),
+    ConfigKey("client_key", (str,), summary="file of the client certificate's key"),
+    ConfigKey(
+        "server_name", (str,), summary="name the server certificate must have (host)"
+    ),
+    ConfigKey("verify", (bool,), summary="check the server certificate (default true)"),
 )

@@ -1,0 +1,206 @@
+"""What the transport declares: check-only sites, classic queues, single consumers.
+
+Queue arguments are read back by declaring the queue again from plain pika:
+RabbitMQ refuses (406) a declaration whose arguments differ from the queue's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pika
+import pika.exceptions
+import pytest
+from zocalo_core import TransportError
+from zocalo_core.testing import Collector
+from zocalo_core.transport import ConnectionState, Message, dead_letter_queue
+from zocalo_transport_pika import PikaTransport
+
+pytestmark = pytest.mark.broker
+
+Names = Callable[[str], str]
+Connect = Callable[..., PikaTransport]
+
+
+@pytest.fixture
+def raw() -> Iterator[Any]:
+    """A plain pika connection to the broker; `raw.channel()` for a new channel."""
+    credentials = pika.PlainCredentials("guest", "guest")
+    parameters = pika.ConnectionParameters("127.0.0.1", 5672, "/", credentials)
+    connection = pika.BlockingConnection(parameters)
+    yield connection
+    connection.close()
+
+
+def declared_with(raw: Any, queue: str, arguments: dict[str, Any]) -> bool:
+    """Whether `queue` exists with exactly these arguments (durable)."""
+    channel = raw.channel()
+    try:
+        channel.queue_declare(queue, durable=True, arguments=arguments)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 406:
+            raise
+        return False
+    channel.close()
+    return True
+
+
+def exists(raw: Any, queue: str) -> bool:
+    channel = raw.channel()
+    try:
+        channel.queue_declare(queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 404:
+            raise
+        return False
+    channel.close()
+    return True
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+# -- declare: false
+
+
+def test_check_only_refuses_a_missing_queue(
+    connected: Connect, names: Names, raw: Any
+) -> None:
+    transport = connected(declare=False)
+    queue = names("managed-missing")
+    with pytest.raises(TransportError, match="managed elsewhere") as sending:
+        transport.send(queue, "x")
+    assert repr(queue) in str(sending.value)
+    with pytest.raises(TransportError, match="managed elsewhere") as subscribing:
+        transport.subscribe(queue, Collector())
+    assert repr(queue) in str(subscribing.value)
+    assert not exists(raw, queue)
+    assert not exists(raw, dead_letter_queue(queue))
+
+
+def test_check_only_needs_the_dead_letter_queue(
+    connected: Connect, names: Names, raw: Any
+) -> None:
+    queue = names("managed-no-dlq")
+    raw.channel().queue_declare(queue, durable=True)
+    transport = connected(declare=False)
+    with pytest.raises(TransportError, match=dead_letter_queue(queue)):
+        transport.subscribe(queue, Collector())
+    assert not exists(raw, dead_letter_queue(queue))
+
+
+def test_check_only_uses_existing_queues_as_they_are(
+    connected: Connect, names: Names, raw: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = names("managed")
+    channel = raw.channel()
+    for name in (queue, dead_letter_queue(queue)):
+        channel.queue_declare(name, durable=True)
+    transport = connected(declare=False)
+    collector = Collector(transport, ack=True)
+    with caplog.at_level(logging.WARNING, "zocalo_transport_pika"):
+        transport.subscribe(queue, collector)
+        transport.send(queue, {"to": "a managed queue"})
+        (message,) = collector.wait_for(1, 5)
+    assert message.body == {"to": "a managed queue"}
+    # A declaration would have met the site's arguments and warned about them.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert declared_with(raw, queue, {})
+
+
+# -- queue_type: classic
+
+
+def test_classic_queues_round_trip(connected: Connect, names: Names, raw: Any) -> None:
+    transport = connected(queue_type="classic")
+    queue = names("classic")
+    collector = Collector(transport, ack=True)
+    transport.subscribe(queue, collector)
+    transport.send(queue, {"classic": True})
+    (message,) = collector.wait_for(1, 5)
+    assert message.body == {"classic": True}
+    assert message.delivery_attempt == 1
+    dead_letters = dead_letter_queue(queue)
+    assert declared_with(
+        raw,
+        queue,
+        {
+            "x-queue-type": "classic",
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": dead_letters,
+        },
+    )
+    assert not declared_with(raw, queue, {"x-queue-type": "quorum"})
+
+
+def test_classic_queues_count_their_consumers_nacks(
+    connected: Connect, names: Names
+) -> None:
+    """The transport's own count: nacked five times, the message is dead-lettered."""
+    transport = connected(queue_type="classic")
+    queue = names("classic-limit")
+    attempts: list[int] = []
+
+    def refuse(message: Message) -> None:
+        attempts.append(message.delivery_attempt)
+        transport.nack(message)
+
+    transport.subscribe(queue, Collector(react=refuse))
+    dead = Collector(transport, ack=True)
+    transport.subscribe(dead_letter_queue(queue), dead)
+    transport.send(queue, "poison")
+    (letter,) = dead.wait_for(1, 10)
+    assert attempts == [1, 2, 3, 4, 5]
+    assert letter.raw == b'"poison"'
+
+
+# -- single_active_consumer
+
+
+def test_single_active_consumer_hands_over(
+    connected: Connect, names: Names, raw: Any, broker_closes: Callable[[str], None]
+) -> None:
+    queue = names("single")
+    first_name = f"zocalo-test-sac-{uuid.uuid4().hex[:12]}"
+    first = connected(
+        single_active_consumer=[queue],
+        connection_name=first_name,
+        reconnect_attempts=0,
+    )
+    second = connected(single_active_consumer=f"{queue}, other")
+    first_got = Collector(first, ack=True)
+    second_got = Collector(second, ack=True)
+    first.subscribe(queue, first_got, prefetch=10)
+    second.subscribe(queue, second_got, prefetch=10)
+    for number in range(4):
+        first.send(queue, number)
+    first_got.wait_for(4, 5)
+    assert second_got.bodies == []
+    broker_closes(first_name)
+    assert wait_until(lambda: first.state is ConnectionState.FAILED, 10)
+    for number in range(4, 8):
+        second.send(queue, number)
+    second_got.wait_for(4, 10)
+    assert sorted(second_got.bodies) == [4, 5, 6, 7]  # type: ignore[type-var]
+    assert first_got.bodies == [0, 1, 2, 3]
+    assert declared_with(
+        raw,
+        queue,
+        {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": 4,
+            "x-single-active-consumer": True,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": dead_letter_queue(queue),
+        },
+    )
