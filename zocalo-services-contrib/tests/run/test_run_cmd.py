@@ -27,6 +27,7 @@ def site(tmp_path: Path) -> Path:
         "storage:\n  plugin: storage\n  zocalo.recipe_directory: recipes\n"
         "runner:\n  plugin: runner\n  programs: [sha256sum, stat, sleep]\n"
         "  working_roots: [data]\n  output_roots: [results]\n"
+        f"  state_directory: {tmp_path / 'runner-state'}\n"
         "environments:\n  default: [storage, runner]\n"
     )
     return path
