@@ -303,6 +303,29 @@ class ConnectionKeeper:
             )
             io.ioloop.stop()
 
+    def current_session(self) -> Session | None:
+        """The session of the open connection; None while there is none."""
+        return None if self._closing else self._session
+
+    def call_later(self, seconds: float, function: Callable[[], None]) -> None:
+        """On the I/O thread: run `function` there after `seconds`."""
+        if self._io is not None:
+            self._io.ioloop.call_later(seconds, guarded(function))
+
+    def fail_from_io(self, reason: BaseException) -> None:
+        """On the I/O thread: close the connection, then make the transport FAILED.
+
+        For a fault the connection itself does not show (a subscription that cannot
+        be restored): a `zocalo service` notices FAILED and exits.
+        """
+        if self._closing:
+            return
+        run_chain(
+            self._close_chain(),
+            lambda _: self._fail(reason),
+            lambda _: self._fail(reason),
+        )
+
     def consumer_channel_closed(
         self, handle: ChannelHandle, reason: BaseException
     ) -> None:

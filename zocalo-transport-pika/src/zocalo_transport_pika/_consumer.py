@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from zocalo_core import MessageError
+from zocalo_core import MessageError, TransportError
 from zocalo_core.transport import (
     DeathReason,
     Message,
@@ -30,7 +30,7 @@ from zocalo_core.transport import (
 
 from zocalo_transport_pika._channel import ChannelHandle, guarded
 from zocalo_transport_pika._codec import Incoming, decode_properties, with_broker_deaths
-from zocalo_transport_pika._loop import Chain
+from zocalo_transport_pika._loop import Chain, run_chain
 from zocalo_transport_pika._session import Session
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ UNACKNOWLEDGED_WINDOW = 100
 # The delivery thread wakes this often without news, to notice that it should stop.
 _IDLE_WAKEUP = 0.5
 _JOIN_TIMEOUT = 2.0
+# Pauses between attempts to consume again from a queue RabbitMQ cancelled.
+_FIRST_RESUBSCRIBE_DELAY = 0.25
+_MAX_RESUBSCRIBE_DELAY = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,13 +180,72 @@ class Consumer:
         )
 
     def _cancelled_by_broker(self, frame: Any) -> None:
-        # TODO(#5): declare the queue again and resume consuming.
-        logger.warning(
-            "RabbitMQ cancelled subscription %s to %r (was the queue deleted?); it "
-            "receives nothing more until it is subscribed again",
+        """RabbitMQ ended the consumer (its queue deleted, its leader moved)."""
+        session = self.transport._keeper.current_session()
+        if session is None or not self.subscription.active or self._stopping.is_set():
+            return
+        timeout = self.transport.settings.cancelled_consumer_timeout
+        logger.error(
+            "RabbitMQ cancelled subscription %s to queue %r (was the queue deleted, "
+            "or its leader moved?); subscribing again for up to %g s",
             self.subscription.id,
-            self.subscription.destination,
+            self.queue,
+            timeout,
+            extra={"queue": self.queue},
         )
+        if self.handle is not None:
+            # Its unsettled messages go back to the queue, if the queue is there.
+            self.handle.close_soon()
+        deadline = time.monotonic() + timeout
+        self._resubscribe(session, deadline, _FIRST_RESUBSCRIBE_DELAY)
+
+    def _resubscribe(self, session: Session, deadline: float, delay: float) -> None:
+        keeper = self.transport._keeper
+        if (
+            keeper.current_session() is not session
+            or not self.subscription.active
+            or self._stopping.is_set()
+        ):
+            # Ended, or the connection went: a reconnection subscribes it anew.
+            return
+        run_chain(
+            self.start_chain(session),
+            lambda _: logger.warning(
+                "Subscription %s to %r consumes again after RabbitMQ cancelled it",
+                self.subscription.id,
+                self.subscription.destination,
+            ),
+            lambda exc: self._resubscribe_failed(session, deadline, delay, exc),
+        )
+
+    def _resubscribe_failed(
+        self, session: Session, deadline: float, delay: float, exc: BaseException
+    ) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            logger.info(
+                "Could not subscribe to %r again yet (%s); retrying in %.2f s",
+                self.subscription.destination,
+                exc,
+                min(delay, remaining),
+            )
+            next_delay = min(2 * delay, _MAX_RESUBSCRIBE_DELAY)
+            self.transport._keeper.call_later(
+                min(delay, remaining),
+                lambda: self._resubscribe(session, deadline, next_delay),
+            )
+            return
+        timeout = self.transport.settings.cancelled_consumer_timeout
+        problem = (
+            f"RabbitMQ cancelled subscription {self.subscription.id} to queue "
+            f"{self.subscription.destination!r} and it could not be subscribed again "
+            f"within `cancelled_consumer_timeout` ({timeout:g} s): {exc}; restore "
+            "the queue (or raise the setting) and connect again"
+        )
+        logger.error("%s", problem, extra={"queue": self.subscription.destination})
+        failure = TransportError(problem)
+        failure.__cause__ = exc
+        self.transport._keeper.fail_from_io(failure)
 
     def stop_chain(self) -> Chain[None]:
         """Stop consuming; unsettled messages go back (a temporary queue goes)."""

@@ -53,6 +53,7 @@ class PikaSettings:
     declare: bool = True
     queue_type: str = "quorum"
     single_active_consumer: frozenset[str] = frozenset()
+    cancelled_consumer_timeout: float = 60.0
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], origin: str) -> PikaSettings:
@@ -151,6 +152,7 @@ _FIELDS: dict[str, Any] = {
     "declare": _flag,
     "queue_type": _queue_type,
     "single_active_consumer": _queue_names,
+    "cancelled_consumer_timeout": _seconds,
 }
 
 _TLS_ONLY = ("ca_certificate", "client_certificate", "client_key", "server_name")
