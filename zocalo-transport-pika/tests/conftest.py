@@ -123,3 +123,15 @@ def close_from_broker(connection_name: str) -> None:
 def broker_closes() -> Callable[[str], None]:
     """`close(connection_name)`: RabbitMQ closes that one connection (ours only)."""
     return close_from_broker
+
+
+@pytest.fixture
+def raw() -> Iterator[Any]:
+    """A plain pika connection to the broker; `raw.channel()` for a new channel."""
+    import pika
+
+    credentials = pika.PlainCredentials("guest", "guest")
+    parameters = pika.ConnectionParameters("127.0.0.1", 5672, "/", credentials)
+    connection = pika.BlockingConnection(parameters)
+    yield connection
+    connection.close()

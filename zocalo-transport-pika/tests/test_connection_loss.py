@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 from zocalo_core import DisconnectedError, TransportError
-from zocalo_core.testing import Collector
+from zocalo_core.testing import Collector, wait_until
 from zocalo_core.transport import ConnectionState
 from zocalo_transport_pika import PikaTransport
 from zocalo_transport_pika._loop import Chain
@@ -28,36 +28,6 @@ Names = Callable[[str], str]
 Connect = Callable[..., PikaTransport]
 
 _RABBITMQCTL_TIMEOUT = 60
-
-
-def close_from_broker(connection_name: str) -> None:
-    """Have RabbitMQ close the one connection called `connection_name`."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True,
-        text=True,
-        timeout=_RABBITMQCTL_TIMEOUT,
-        check=True,
-    ).stdout
-    pids = [
-        line.split("\t")[0] for line in listing.splitlines() if connection_name in line
-    ]
-    assert len(pids) == 1, f"expected one connection {connection_name!r}: {listing!r}"
-    subprocess.run(
-        ["rabbitmqctl", "-q", "close_connection", pids[0], "closed by a test"],
-        capture_output=True,
-        timeout=_RABBITMQCTL_TIMEOUT,
-        check=True,
-    )
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 class WaitingCall:
@@ -90,7 +60,10 @@ def name() -> str:
 
 
 def test_lost_connection_without_reconnect_fails(
-    connected: Connect, names: Names, caplog: pytest.LogCaptureFixture
+    connected: Connect,
+    names: Names,
+    caplog: pytest.LogCaptureFixture,
+    broker_closes: Callable[[str], None],
 ) -> None:
     """reconnect_attempts=0: FAILED at once; waiting and later calls are refused."""
     connection_name = name()
@@ -98,7 +71,7 @@ def test_lost_connection_without_reconnect_fails(
     subscription = transport.subscribe(names("lost"), Collector())
     waiting = WaitingCall(transport)
     with caplog.at_level(logging.WARNING):
-        close_from_broker(connection_name)
+        broker_closes(connection_name)
         closed_at = time.monotonic()
         waiting.join()
     assert isinstance(waiting.error, DisconnectedError)
@@ -113,7 +86,10 @@ def test_lost_connection_without_reconnect_fails(
 
 
 def test_lost_connection_is_restored(
-    connected: Connect, names: Names, caplog: pytest.LogCaptureFixture
+    connected: Connect,
+    names: Names,
+    caplog: pytest.LogCaptureFixture,
+    broker_closes: Callable[[str], None],
 ) -> None:
     """RECONNECTING, then CONNECTED with the subscription back; old acks dropped."""
     connection_name = name()
@@ -126,7 +102,7 @@ def test_lost_connection_is_restored(
     waiting = WaitingCall(transport)
     states: list[ConnectionState] = []
     with caplog.at_level(logging.WARNING):
-        close_from_broker(connection_name)
+        broker_closes(connection_name)
         closed_at = time.monotonic()
         waiting.join()
         assert wait_until(lambda: transport.state is not ConnectionState.CONNECTED, 1.0)
@@ -205,7 +181,7 @@ def test_no_broker_at_the_address_is_a_clear_error() -> None:
 
 
 def test_transactions_across_a_restored_connection(
-    connected: Connect, names: Names
+    connected: Connect, names: Names, broker_closes: Callable[[str], None]
 ) -> None:
     """Work of a transaction never reaches RabbitMQ before commit, so across a loss
     a send-only transaction still commits, and one settling an old delivery fails
@@ -223,7 +199,7 @@ def test_transactions_across_a_restored_connection(
     transport.ack(held, transaction=bound)
     send_only = transport.transaction_begin()
     transport.send(onward, "from the send-only transaction", transaction=send_only)
-    close_from_broker(connection_name)
+    broker_closes(connection_name)
     assert wait_until(lambda: transport.state is not ConnectionState.CONNECTED, 1.0)
     assert wait_until(transport.is_connected, 10.0)
     with pytest.raises(TransportError, match="nothing of the transaction was done"):

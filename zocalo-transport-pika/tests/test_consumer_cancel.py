@@ -8,38 +8,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pika
 import pika.exceptions
 import pytest
 from zocalo_core import ConfigurationError
-from zocalo_core.testing import Collector
+from zocalo_core.testing import Collector, wait_until
 from zocalo_core.transport import ConnectionState, dead_letter_queue
 from zocalo_transport_pika import PikaSettings, PikaTransport
 
 Names = Callable[[str], str]
 Connect = Callable[..., PikaTransport]
-
-
-@pytest.fixture
-def raw() -> Iterator[Any]:
-    """A plain pika connection to the broker."""
-    credentials = pika.PlainCredentials("guest", "guest")
-    parameters = pika.ConnectionParameters("127.0.0.1", 5672, "/", credentials)
-    connection = pika.BlockingConnection(parameters)
-    yield connection
-    connection.close()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def cancellation_errors(caplog: pytest.LogCaptureFixture, queue: str) -> list[str]:

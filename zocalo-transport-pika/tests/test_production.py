@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import pytest
 from zocalo_core import DisconnectedError
 from zocalo_core._service.base import Handling, Service, Subscribe
-from zocalo_core.testing import Collector, ServiceThread
+from zocalo_core.testing import Collector, ServiceThread, wait_until
 from zocalo_core.transport import ConnectionState, Message, dead_letter_queue
 from zocalo_transport_pika import PikaTransport
 
@@ -34,34 +34,6 @@ _RABBITMQCTL_TIMEOUT = 60
 
 def connection_name() -> str:
     return f"zocalo-pika-production-{uuid.uuid4().hex}"
-
-
-def close_from_broker(name: str) -> None:
-    """Have RabbitMQ close the one connection called `name`, and no other."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True,
-        text=True,
-        timeout=_RABBITMQCTL_TIMEOUT,
-        check=True,
-    ).stdout
-    pids = [line.split("\t")[0] for line in listing.splitlines() if name in line]
-    assert len(pids) == 1, f"expected one connection {name!r}: {listing!r}"
-    subprocess.run(
-        ["rabbitmqctl", "-q", "close_connection", pids[0], "closed by a test"],
-        capture_output=True,
-        timeout=_RABBITMQCTL_TIMEOUT,
-        check=True,
-    )
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def queue_depth(queue: str) -> int:
@@ -173,7 +145,10 @@ def _send_load(
 
 
 def test_load_then_forced_close(
-    connected: Connect, names: Names, caplog: pytest.LogCaptureFixture
+    connected: Connect,
+    names: Names,
+    caplog: pytest.LogCaptureFixture,
+    broker_closes: Callable[[str], None],
 ) -> None:
     """10,000 sends and 10,000 acks on two threads at once, then the broker closes
     the connection: no protocol error, each message acked once, and the next call
@@ -213,7 +188,7 @@ def test_load_then_forced_close(
         assert drained(queue)
         problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
         assert problems == []
-        close_from_broker(name)
+        broker_closes(name)
         closed_at = time.monotonic()
         assert wait_until(lambda: transport.state is ConnectionState.FAILED, 1.0)
         with pytest.raises(DisconnectedError):
@@ -453,6 +428,7 @@ def test_service_survives_forced_close_during_backlog(
     transport_maker: Callable[..., PikaTransport],
     connected: Connect,
     services: Services,
+    broker_closes: Callable[[str], None],
 ) -> None:
     """The broker closes a service's connection in the middle of a backlog: the
     transport reconnects and every message is handled."""
@@ -468,7 +444,7 @@ def test_service_survives_forced_close_during_backlog(
     transport = transport_maker(connection_name=name)
     running = services(service_class, transport)
     assert wait_until(lambda: len(handled) >= 50, 15)
-    close_from_broker(name)
+    broker_closes(name)
     handled_before_the_close = len(handled)
     assert wait_until(lambda: set(handled) == set(range(300)), 30)
     assert handled_before_the_close < 250
@@ -483,6 +459,7 @@ def test_ack_cut_off_by_the_loss_is_dropped_not_raised(
     names: Names,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    broker_closes: Callable[[str], None],
 ) -> None:
     """An ack already past the wait for a restored connection when the connection
     goes: dropped with a WARNING (RabbitMQ delivers the message again), not a
@@ -494,7 +471,7 @@ def test_ack_cut_off_by_the_loss_is_dropped_not_raised(
     transport.subscribe(queue, collector)
     transport.send(queue, "held")
     (held,) = collector.wait_for(1, 5)
-    close_from_broker(name)
+    broker_closes(name)
     assert wait_until(lambda: transport._keeper._session is None, 2.0)
     # The race: the ack saw the connection up just before it went.
     monkeypatch.setattr(transport._keeper._restored, "is_set", lambda: True)
@@ -512,6 +489,7 @@ def test_a_service_exits_with_the_disconnection_code_when_reconnecting_gives_up(
     names: Names,
     transport_maker: Callable[..., PikaTransport],
     services: Services,
+    broker_closes: Callable[[str], None],
 ) -> None:
     """With reconnection off (or given up), a lost connection ends the service with
     the disconnection exit code, even when no message is coming."""
@@ -525,7 +503,7 @@ def test_a_service_exits_with_the_disconnection_code_when_reconnecting_gives_up(
     assert wait_until(transport.is_connected, 10)
     time.sleep(0.3)
 
-    close_from_broker(name)
+    broker_closes(name)
 
     running.thread.join(5)
     assert not running.thread.is_alive()

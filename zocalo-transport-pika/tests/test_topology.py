@@ -7,16 +7,15 @@ RabbitMQ refuses (406) a declaration whose arguments differ from the queue's.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pika
 import pika.exceptions
 import pytest
 from zocalo_core import TransportError
-from zocalo_core.testing import Collector
+from zocalo_core.testing import Collector, wait_until
 from zocalo_core.transport import ConnectionState, Message, dead_letter_queue
 from zocalo_transport_pika import PikaTransport
 
@@ -24,16 +23,6 @@ pytestmark = pytest.mark.broker
 
 Names = Callable[[str], str]
 Connect = Callable[..., PikaTransport]
-
-
-@pytest.fixture
-def raw() -> Iterator[Any]:
-    """A plain pika connection to the broker; `raw.channel()` for a new channel."""
-    credentials = pika.PlainCredentials("guest", "guest")
-    parameters = pika.ConnectionParameters("127.0.0.1", 5672, "/", credentials)
-    connection = pika.BlockingConnection(parameters)
-    yield connection
-    connection.close()
 
 
 def declared_with(raw: Any, queue: str, arguments: dict[str, Any]) -> bool:
@@ -58,15 +47,6 @@ def exists(raw: Any, queue: str) -> bool:
             raise
         return False
     channel.close()
-    return True
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
     return True
 
 

@@ -27,6 +27,7 @@ from zocalo_core import (
     start_recipe,
 )
 from zocalo_core.testing import Collector, MemoryBroker, MemoryTransport, ServiceThread
+from zocalo_core.testing import wait_until as testing_wait_until
 from zocalo_services_contrib._settings import RUNNER_CONFIG_PLUGIN
 
 WAIT = 10.0
@@ -178,13 +179,8 @@ def death_of(message: Message) -> dict[str, Any]:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll `condition` every 10 ms until it holds; False if `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+    """`zocalo_core.testing.wait_until` with this folder's default timeout."""
+    return testing_wait_until(condition, timeout, interval=0.01)
 
 
 class Tools:

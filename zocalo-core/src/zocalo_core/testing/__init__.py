@@ -35,7 +35,7 @@ pytest.register_assert_rewrite(
 )
 
 from zocalo_core._memory import MemoryBroker, MemoryTransport, QueuedMessage  # noqa: E402
-from zocalo_core.testing._helpers import Collector, needs  # noqa: E402
+from zocalo_core.testing._helpers import Collector, needs, wait_until  # noqa: E402
 from zocalo_core.testing._services import ServiceThread  # noqa: E402
 from zocalo_core.testing.conformance import TransportConformance  # noqa: E402
 
@@ -47,4 +47,5 @@ __all__ = [
     "ServiceThread",
     "TransportConformance",
     "needs",
+    "wait_until",
 ]

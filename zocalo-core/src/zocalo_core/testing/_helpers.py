@@ -130,6 +130,18 @@ class Collector:
             )
 
 
+def wait_until(
+    condition: Callable[[], bool], timeout: float, interval: float = 0.02
+) -> bool:
+    """Poll `condition` until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
 def wait_for_log(
     caplog: pytest.LogCaptureFixture,
     level: int,
