@@ -128,7 +128,8 @@ def check_name(name: object, what: str) -> str:
         problem = f"a {what} name must be a non-empty string, not {name!r}"
     elif len(name.encode("utf-8")) > MAX_NAME_BYTES:
         problem = f"the {what} name {name[:40]!r}... is over {MAX_NAME_BYTES} bytes"
-    elif any(char.isspace() or not char.isprintable() for char in name):
+    # The one whitespace character `isprintable` lets through is the space.
+    elif not name.isprintable() or " " in name:
         problem = f"the {what} name {name!r} contains whitespace or control characters"
     else:
         return name

@@ -8,8 +8,8 @@ that cannot come.
 
 from __future__ import annotations
 
+import collections
 import enum
-import functools
 import itertools
 import logging
 from collections.abc import Callable
@@ -30,7 +30,8 @@ _MAX_RETURNED = 10_000
 def guarded(function: Callable[..., None]) -> Callable[..., None]:
     """`function` for pika to call: an exception is logged, never raised into pika."""
 
-    @functools.wraps(function)
+    # No functools.wraps: this runs for every broker call, and wraps costs more than
+    # the call itself.
     def call(*args: Any) -> None:
         try:
             function(*args)
@@ -65,6 +66,10 @@ class ChannelHandle:
         self._next_tag = 0
         self._confirms: dict[int, tuple[str, OnDone, OnError]] = {}
         self._returned: dict[str, str] = {}
+        self._bursts: collections.deque[
+            tuple[Callable[[], Any], Callable[[], None] | None, OnDone, OnError]
+        ] = collections.deque()
+        self._committing = False
         self.channel: Any = connection.channel(on_open_callback=guarded(self._opened))
         self.channel.add_on_close_callback(guarded(self._on_closed))
         self.channel.add_on_return_callback(guarded(self._on_returned))
@@ -224,6 +229,63 @@ class ChannelHandle:
             if message_id in self._returned
         }
 
+    # -- transactions
+
+    def commit(
+        self, put: Callable[[], Any], check: Callable[[], None] | None = None
+    ) -> Step:
+        """A step that runs `put()` and then `tx.commit`; it ends with what `put`
+        returned once RabbitMQ has committed.
+
+        `put` publishes and settles without waiting. RabbitMQ closes a channel that
+        gets any other command while it works on a commit, so the bursts of one
+        channel go one after the other: each waits for the commit before it.
+        `check()` runs just before `put()`; when it raises, nothing is put.
+        """
+
+        def step(on_done: OnDone, on_error: OnError) -> None:
+            if self.closed or not self.ready:
+                on_error(self.closed_error())
+                return
+            self._bursts.append((put, check, on_done, on_error))
+            self._start_bursts()
+
+        return step
+
+    def _start_bursts(self) -> None:
+        while self._bursts and not self._committing and not self.closed:
+            put, check, on_done, on_error = self._bursts.popleft()
+            try:
+                if check is not None:
+                    check()
+            except BaseException as exc:
+                on_error(exc)
+                continue
+            try:
+                result = put()
+            except BaseException as exc:
+                # Part of the burst may be on the wire: closing the channel rolls
+                # it back rather than letting the next commit take it along.
+                self.close_soon()
+                on_error(exc)
+                continue
+            self._committing = True
+            self._send_commit(on_done, on_error, result)
+
+    def _send_commit(self, on_done: OnDone, on_error: OnError, result: Any) -> None:
+        def committed(frame: Any) -> None:
+            self._committing = False
+            on_done(result)
+            self._start_bursts()
+
+        def failed(exc: BaseException) -> None:
+            self._committing = False
+            on_error(exc)
+            self._start_bursts()
+
+        committing = self.call(lambda done: self.channel.tx_commit(callback=done))
+        committing(committed, failed)
+
     # -- closing
 
     def add_close_hook(
@@ -257,7 +319,9 @@ class ChannelHandle:
             logger.debug("The %s channel closed: %s", self.label, reason)
         waiting = [*self._ready_waiters, *self._waiters.values()]
         waiting += [(done, error) for _, done, error in self._confirms.values()]
+        waiting += [(done, error) for _, _, done, error in self._bursts]
         self._ready_waiters, self._waiters, self._confirms = [], {}, {}
+        self._bursts.clear()
         for _, on_error in waiting:
             on_error(reason)
         closing, self._close_waiters = self._close_waiters, []

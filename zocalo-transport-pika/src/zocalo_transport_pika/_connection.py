@@ -127,10 +127,10 @@ class ConnectionKeeper:
 
         return io.call(chain, what, timeout)
 
-    def submit(self, function: Callable[[], None]) -> None:
+    def submit(self, function: Callable[[], None]) -> bool:
+        """Run `function()` soon on the I/O thread; False if there is none."""
         io = self._io
-        if io is not None:
-            io.submit(function)
+        return io is not None and io.submit(function)
 
     # -- on the I/O thread: opening and closing
 

@@ -10,7 +10,6 @@ stop the loop, and with it the heartbeats.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Generator
@@ -116,21 +115,35 @@ def as_transport_error(exc: BaseException, what: str) -> ZocaloError:
     return TransportError(f"could not {what}: {type(exc).__name__}: {exc}")
 
 
-def _resolve(
-    future: concurrent.futures.Future[Any],
-    value: Any,
-    error: BaseException | None,
-) -> None:
-    """Set the outcome of `future` unless it has one (it timed out, or failed)."""
-    if future.done():
-        return
-    try:
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)
-    except concurrent.futures.InvalidStateError:
-        pass
+class _Outcome:
+    """The result of one call into the I/O thread, which one other thread waits for.
+
+    Cheaper than a `concurrent.futures.Future`: a waiter costs one lock, and setting
+    the outcome one release. The first outcome set wins; later ones are ignored.
+    """
+
+    __slots__ = ("_guard", "_ready", "error", "settled", "value")
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._ready = threading.Lock()
+        self._ready.acquire()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.settled = False
+
+    def settle(self, value: Any, error: BaseException | None) -> None:
+        with self._guard:
+            if self.settled:
+                return
+            self.settled = True
+            self.value = value
+            self.error = error
+        self._ready.release()
+
+    def wait(self, timeout: float) -> bool:
+        """True once an outcome is set; False when `timeout` passes first."""
+        return self._ready.acquire(timeout=max(timeout, 0.0))
 
 
 class IoThread:
@@ -140,7 +153,7 @@ class IoThread:
         self.ioloop = IOLoop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._lock = threading.Lock()
-        self._outstanding: set[concurrent.futures.Future[Any]] = set()
+        self._outstanding: set[_Outcome] = set()
         self._stopped = False
 
     def start(self) -> None:
@@ -182,45 +195,50 @@ class IoThread:
         """Run the chain `make_chain()` on the I/O thread and wait for its result."""
         if self.on_thread():
             raise TransportError(f"could not {what}: called on the pika I/O thread")
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        outcome = _Outcome()
 
         def start() -> None:
-            if future.set_running_or_notify_cancel():
+            if not outcome.settled:
                 run_chain(
                     make_chain(),
-                    lambda value: _resolve(future, value, None),
-                    lambda exc: _resolve(future, None, exc),
+                    lambda value: outcome.settle(value, None),
+                    lambda exc: outcome.settle(None, exc),
                 )
 
         with self._lock:
-            self._outstanding.add(future)
+            self._outstanding.add(outcome)
         try:
             if not self.submit(start):
                 raise DisconnectedError(f"could not {what}: the connection is closed")
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError as exc:
-            future.cancel()
-            problem = (
-                f"could not {what}: RabbitMQ did not answer within {timeout:g} s; "
-                "the broker may be overloaded or blocked (check its alarms), or "
-                "raise `call_timeout`"
-            )
-            raise TransportError(problem) from exc
-        except BaseException as exc:
-            error = as_transport_error(exc, what)
-            if error is exc:
-                raise
-            raise error from exc
+            if not outcome.wait(timeout):
+                problem = (
+                    f"could not {what}: RabbitMQ did not answer within {timeout:g} s; "
+                    "the broker may be overloaded or blocked (check its alarms), or "
+                    "raise `call_timeout`"
+                )
+                # A chain that has not started yet now never will; one that ended
+                # just now keeps its outcome.
+                timed_out = TransportError(problem)
+                outcome.settle(None, timed_out)
+                if outcome.error is timed_out:
+                    raise timed_out
         finally:
             with self._lock:
-                self._outstanding.discard(future)
+                self._outstanding.discard(outcome)
+        if outcome.error is None:
+            result: T = outcome.value
+            return result
+        error = as_transport_error(outcome.error, what)
+        if error is outcome.error:
+            raise error
+        raise error from outcome.error
 
     def fail_outstanding(self, error: ZocaloError) -> None:
         """Make every call waiting now raise `error` (the connection is gone)."""
         with self._lock:
             waiting = list(self._outstanding)
-        for future in waiting:
-            _resolve(future, None, error)
+        for outcome in waiting:
+            outcome.settle(None, error)
 
     def stop(self) -> None:
         """Stop the loop and wait (boundedly) for the thread; not from the thread."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pika.exceptions
@@ -190,23 +191,55 @@ def dead_letter_properties(settlement: Settlement) -> tuple[str, Any]:
     return dead_letters, _properties(outgoing, route, message.message_id)
 
 
+def settle_now(settlement: Settlement) -> bool:
+    """On the I/O thread: ack or nack one message outside a transaction, without
+    waiting (RabbitMQ does not answer either); False if its channel is gone.
+
+    On a channel that once ran a transaction the ack is committed at once.
+    """
+    if settlement.dead_letter is not None:
+        raise TransportError(f"{settlement.message!r} is to be dead-lettered")
+    delivery = settlement.delivery
+    if not delivery.current():
+        return False
+    handle = delivery.handle
+    if handle.tx_mode:
+        commit_soon(handle, lambda: _apply(handle, settlement))
+    else:
+        _apply(handle, settlement)
+    return True
+
+
+def commit_soon(handle: ChannelHandle, put: Callable[[], object]) -> None:
+    """On the I/O thread: `put()` and commit on `handle`, waiting for nothing.
+
+    A failed commit closes the channel, so what it settled is delivered again.
+    """
+    handle.commit(put)(
+        lambda _: None,
+        lambda exc: logger.warning("A commit on %s failed: %s", handle.label, exc),
+    )
+
+
 def settle_chain(session: Session, settlement: Settlement) -> Chain[bool]:
-    """Settle one message outside a transaction; False if its channel is gone."""
+    """Dead-letter one message outside a transaction; False if its channel is gone.
+
+    The dead letter is confirmed before the original is acked (or, on a channel in
+    transaction mode, both are committed together).
+    """
     delivery = settlement.delivery
     handle = delivery.handle
     if not delivery.current():
         return False
-    if settlement.dead_letter is None:
-        _apply(handle, settlement)
-        if handle.tx_mode:
-            yield _commit(handle)
-        return True
     dead_letters, properties = dead_letter_properties(settlement)
     yield from session.ensure_queue(dead_letters, with_dead_letters=False)
     if handle.tx_mode and settlement.ack:
-        handle.publish("", dead_letters, settlement.message.raw, properties, True)
-        _apply(handle, settlement)
-        yield _commit(handle)
+
+        def put() -> None:
+            handle.publish("", dead_letters, settlement.message.raw, properties, True)
+            _apply(handle, settlement)
+
+        yield handle.commit(put)
         _check_returned(handle, [properties.message_id], dead_letters)
         return True
     publisher = yield from session.channel(PUBLISH_CHANNEL, Mode.CONFIRM)
@@ -237,10 +270,6 @@ def _apply(handle: ChannelHandle, settlement: Settlement) -> None:
         delivery.consumer.returned_attempts.pop(settlement.message.message_id, None)
 
 
-def _commit(handle: ChannelHandle) -> Any:
-    return handle.call(lambda done: handle.channel.tx_commit(callback=done))
-
-
 def _check_returned(handle: ChannelHandle, message_ids: list[str], queue: str) -> None:
     returned = handle.take_returned(message_ids)
     if returned:
@@ -267,10 +296,13 @@ def commit_chain(
         # Set before tx.select goes out, so that a plain ack from now on commits.
         handle.tx_mode = True
         yield handle.call(lambda done: handle.channel.tx_select(callback=done))
-    _check_current(work, handle)
-    published = _put_work(handle, work, routes, dead_letters)
+
     try:
-        yield _commit(handle)
+        # Checked when the burst goes out: an earlier commit may have been waited for.
+        published: list[tuple[str, OutgoingMessage, bool]] = yield handle.commit(
+            lambda: _put_work(handle, work, routes, dead_letters),
+            check=lambda: _check_current(work, handle),
+        )
     except pika.exceptions.ChannelClosedByBroker as exc:
         if exc.reply_code == NOT_FOUND:
             for outgoing, _ in work.sends:
@@ -345,6 +377,7 @@ def ack_on_take_step(delivery: Delivery) -> None:
     handle = delivery.handle
     if not delivery.current():
         return
-    handle.channel.basic_ack(delivery.delivery_tag)
     if handle.tx_mode:
-        handle.channel.tx_commit()
+        commit_soon(handle, lambda: handle.channel.basic_ack(delivery.delivery_tag))
+    else:
+        handle.channel.basic_ack(delivery.delivery_tag)

@@ -38,6 +38,7 @@ from zocalo_transport_pika._operations import (
     commit_chain,
     publish_chain,
     settle_chain,
+    settle_now,
 )
 from zocalo_transport_pika._session import Session, is_temporary_name
 from zocalo_transport_pika._settings import PikaSettings
@@ -242,6 +243,9 @@ class PikaTransport(Transport):
         if transaction is not None:
             _work_of(transaction).settlements.append(settlement)
             return
+        if settlement.dead_letter is None:
+            self._settle_soon(settlement, outcome)
+            return
         try:
             done = self._call(
                 lambda session: settle_chain(session, settlement),
@@ -252,15 +256,35 @@ class PikaTransport(Transport):
                 raise
             done = False
         if not done:
-            logger.warning(
-                "Dropped the %s of %r: it came on a channel that has closed since "
-                "(the connection was lost), so RabbitMQ delivers it again",
-                outcome.value,
-                message,
-                extra={"queue": message.destination, "message_id": message.message_id},
-            )
-        elif settlement.dead_letter is not None:
+            _warn_dropped(settlement, outcome)
+        else:
             self._log_dead_letter(settlement)
+
+    def _settle_soon(self, settlement: Settlement, outcome: Outcome) -> None:
+        """Ack or nack without waiting: RabbitMQ sends no reply to either.
+
+        The I/O thread takes work in the order it is handed over, so a send, an
+        unsubscribe or a disconnect that follows still goes after it.
+        """
+
+        def step() -> None:
+            if not settle_now(settlement):
+                _warn_dropped(settlement, outcome)
+
+        # Checked here too, so that the usual case is reported to the caller's
+        # thread at once; the I/O thread checks again.
+        if not settlement.delivery.current():
+            _warn_dropped(settlement, outcome)
+            return
+        if self._keeper.submit(step):
+            return
+        if not _cut_off_with_its_channel(settlement):
+            problem = (
+                f"could not {outcome.value} {settlement.message!r}: the connection "
+                "to RabbitMQ is closed"
+            )
+            raise DisconnectedError(problem)
+        _warn_dropped(settlement, outcome)
 
     def _plan(
         self, message: Message, outcome: Outcome, error: str | None
@@ -345,6 +369,17 @@ class PikaTransport(Transport):
         if isinstance(work, TransactionWork):
             work.sends.clear()
             work.settlements.clear()
+
+
+def _warn_dropped(settlement: Settlement, outcome: Outcome) -> None:
+    message = settlement.message
+    logger.warning(
+        "Dropped the %s of %r: it came on a channel that has closed since "
+        "(the connection was lost), so RabbitMQ delivers it again",
+        outcome.value,
+        message,
+        extra={"queue": message.destination, "message_id": message.message_id},
+    )
 
 
 def _cut_off_with_its_channel(settlement: Settlement) -> bool:

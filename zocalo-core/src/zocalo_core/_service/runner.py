@@ -1,8 +1,8 @@
 """Running one service: the transport, the status broadcast, commands and signals.
 
-The runner owns the transport. Transport threads deliver messages into one inbox,
-and the runner's own thread hands them to the service one at a time, so service code
-needs no locks of its own. The runner stops when the service asks, on a matching
+The runner owns the transport. Messages are handled on the transport's delivery
+threads, one at a time under the runner's lock, so service code needs no locks of its
+own. The runner stops when the service asks, on a matching
 `shutdown` command broadcast, or on SIGTERM/SIGINT; the message being handled then is
 finished, or, past the grace period, returned to the broker by dropping the connection.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import threading
 import time
@@ -95,8 +94,9 @@ class ServiceRunner:
         self.transport = transport
         self.site = site
         self.options = options or RunnerOptions()
-        self._inbox: queue.Queue[tuple[Any, Message]] = queue.Queue()
         self._stop = threading.Event()
+        self._exit_code = 0
+        self._last_handled = time.monotonic()
         self._busy = threading.Lock()
         self._subscriptions: list[Subscription] = []
         self.service: Service | None = None
@@ -127,7 +127,6 @@ class ServiceRunner:
     def request_stop(self) -> None:
         """Stop after the current message; safe from any thread and signal handlers."""
         self._stop.set()
-        self._inbox.put((None, None))  # type: ignore[arg-type]
 
     def run(self) -> int:
         """Run the service; returns the process exit code."""
@@ -172,7 +171,7 @@ class ServiceRunner:
 
     def _subscribe(self, declaration: Subscribe | SubscribeBroadcast) -> None:
         def deliver(message: Message) -> None:
-            self._inbox.put((declaration, message))
+            self._dispatch(declaration, message)
 
         if isinstance(declaration, SubscribeBroadcast):
             subscription = self.transport.subscribe_broadcast(
@@ -191,17 +190,59 @@ class ServiceRunner:
             self.request_stop()
 
     def _main_loop(self) -> int:
+        """Wait for the end; meanwhile run the idle handler and watch the transport.
+
+        Messages are handled on the transport's delivery threads (see `_dispatch`):
+        handing each one to this thread as well would cost a thread switch per
+        message for nothing.
+        """
         assert self.service is not None
-        exit_code = 0
+        idle_timeout = self.service.idle_timeout
+        self._last_handled = time.monotonic()
+        self.status.set(ServiceStatus.IDLE)
         while not self._stop.is_set():
-            self.status.set(ServiceStatus.IDLE)
+            wait = TRANSPORT_CHECK_INTERVAL
+            if idle_timeout is not None:
+                idle_at = self._last_handled + idle_timeout
+                wait = max(0.0, min(wait, idle_at - time.monotonic()))
+            if self._stop.wait(wait):
+                break
+            if self.transport.state is ConnectionState.FAILED:
+                logger.error(
+                    "lost the broker connection: the %s transport gave up restoring it",
+                    self.transport.name,
+                )
+                self._stop_with(EXIT_DISCONNECTED)
+            elif (
+                idle_timeout is not None
+                and time.monotonic() >= self._last_handled + idle_timeout
+            ):
+                self._run_idle()
+        self._finish(ServiceStatus.END if self._exit_code == 0 else ServiceStatus.ERROR)
+        return self._exit_code
+
+    def _stop_with(self, exit_code: int) -> None:
+        if self._exit_code == 0:
+            self._exit_code = exit_code
+        self.request_stop()
+
+    def _dispatch(self, declaration: Any, message: Message) -> None:
+        """On a delivery thread: hand one message to the service, one at a time.
+
+        A message that arrives once the runner is stopping is left unsettled: it goes
+        back to its queue when the subscriptions end.
+        """
+        assert self.service is not None
+        with self._busy:
+            if self._stop.is_set():
+                return
+            self.status.set(ServiceStatus.PROCESSING)
+            self._notify(declaration, message)
             try:
-                declaration, message = self._next_delivery()
-                if declaration is None or self._stop.is_set():
-                    continue
-                self._dispatch(declaration, message)
-            except queue.Empty:
-                exit_code = self._run_idle()
+                if isinstance(declaration, SubscribeBroadcast):
+                    self.service.handle_broadcast(declaration, message)
+                else:
+                    self.service.handle_message(declaration, message)
             except DisconnectedError as exc:
                 if self._transport_restoring():
                     logger.warning(
@@ -209,53 +250,26 @@ class ServiceRunner:
                         "(it comes again once the connection is restored): %s",
                         exc,
                     )
-                    continue
-                logger.error("lost the broker connection: %s", exc)
-                exit_code = EXIT_DISCONNECTED
-                self._stop.set()
-        self._finish(ServiceStatus.END if exit_code == 0 else ServiceStatus.ERROR)
-        return exit_code
-
-    def _next_delivery(self) -> tuple[Any, Message]:
-        """The next delivery; `queue.Empty` once the service's idle timeout passes.
-
-        The wait is cut into short ones so that a transport that has given up its
-        connection (FAILED) stops the service even when no message comes.
-        """
-        assert self.service is not None
-        idle_timeout = self.service.idle_timeout
-        deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
-        while True:
-            wait = TRANSPORT_CHECK_INTERVAL
-            if deadline is not None:
-                wait = max(0.0, min(wait, deadline - time.monotonic()))
-            try:
-                return self._inbox.get(timeout=wait)
-            except queue.Empty:
-                if self.transport.state is ConnectionState.FAILED:
-                    problem = (
-                        f"the {self.transport.name} transport gave up restoring its "
-                        "broker connection"
-                    )
-                    raise DisconnectedError(problem) from None
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
+                else:
+                    logger.error("lost the broker connection: %s", exc)
+                    self._stop_with(EXIT_DISCONNECTED)
+            except BaseException:
+                logger.critical(
+                    "service %s failed while handling message %s; stopping",
+                    self.service.service_name(),
+                    message.message_id,
+                    exc_info=True,
+                )
+                self._stop_with(EXIT_SERVICE_FAILED)
+            finally:
+                self._last_handled = time.monotonic()
+                self.status.set(ServiceStatus.IDLE)
 
     def _transport_restoring(self) -> bool:
         return self.transport.state in (
             ConnectionState.RECONNECTING,
             ConnectionState.CONNECTED,
         )
-
-    def _dispatch(self, declaration: Any, message: Message) -> None:
-        assert self.service is not None
-        self.status.set(ServiceStatus.PROCESSING)
-        self._notify(declaration, message)
-        with self._busy:
-            if isinstance(declaration, SubscribeBroadcast):
-                self.service.handle_broadcast(declaration, message)
-            else:
-                self.service.handle_message(declaration, message)
 
     def _notify(self, declaration: Any, message: Message) -> None:
         if self.options.on_message is None:
@@ -266,23 +280,27 @@ class ServiceRunner:
         except Exception:
             logger.warning("the on_message observer failed", exc_info=True)
 
-    def _run_idle(self) -> int:
+    def _run_idle(self) -> None:
         assert self.service is not None
-        self.status.set(ServiceStatus.TIMER)
-        try:
-            with self._busy:
+        with self._busy:
+            if self._stop.is_set():
+                return
+            self.status.set(ServiceStatus.TIMER)
+            try:
                 self.service.on_idle()
-        except ZocaloError as exc:
-            logger.error(
-                "the idle handler of %s failed: %s", self.service.service_name(), exc
-            )
-            self._stop.set()
-            return EXIT_SERVICE_FAILED
-        except Exception:
-            logger.critical("the idle handler failed", exc_info=True)
-            self._stop.set()
-            return EXIT_SERVICE_FAILED
-        return 0
+            except ZocaloError as exc:
+                logger.error(
+                    "the idle handler of %s failed: %s",
+                    self.service.service_name(),
+                    exc,
+                )
+                self._stop_with(EXIT_SERVICE_FAILED)
+            except Exception:
+                logger.critical("the idle handler failed", exc_info=True)
+                self._stop_with(EXIT_SERVICE_FAILED)
+            finally:
+                self._last_handled = time.monotonic()
+                self.status.set(ServiceStatus.IDLE)
 
     def _finish(self, final_status: ServiceStatus) -> None:
         self.status.set(ServiceStatus.SHUTDOWN)

@@ -93,16 +93,14 @@ class UtilizationTracker:
         shares: dict[str, float] = {}
         with self._lock:
             self._trim(window_start)
-            for index, (since, status) in enumerate(self._changes):
-                until = (
-                    self._changes[index + 1][0]
-                    if index + 1 < len(self._changes)
-                    else now
-                )
-                duration = until - max(since, window_start)
-                if duration > 0:
-                    key = str(status)
-                    shares[key] = shares.get(key, 0.0) + duration / self._period
+            changes = list(self._changes)
+        # Each status lasts until the next change; the last one lasts until now.
+        ends = [since for since, _ in changes[1:]] + [now]
+        for (since, status), until in zip(changes, ends, strict=True):
+            duration = until - max(since, window_start)
+            if duration > 0:
+                key = str(status)
+                shares[key] = shares.get(key, 0.0) + duration / self._period
         return {key: round(share, 4) for key, share in shares.items()}
 
     def _trim(self, window_start: float) -> None:
