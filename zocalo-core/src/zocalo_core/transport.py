@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from zocalo_core._errors import (
@@ -186,18 +186,13 @@ class Transport(abc.ABC):
             )
             raise TransportError(problem)
 
-    @contextlib.contextmanager
-    def _backend(self, action: str) -> Iterator[None]:
-        """Turn an unexpected exception of a protected method into a TransportError."""
-        try:
-            yield
-        except ZocaloError:
-            raise
-        except Exception as exc:
-            error = TransportError(
-                f"the {self.name} transport failed to {action}: {exc}"
-            )
-            raise error from exc
+    def _backend(self, action: str | Callable[[], str]) -> _BackendGuard:
+        """Turn an unexpected exception of a protected method into a TransportError.
+
+        `action` may be a function giving the text, so that a call that succeeds
+        (nearly all of them) never builds it.
+        """
+        return _BackendGuard(self.name, action)
 
     def _next_id(self) -> str:
         return str(next(self._counter))
@@ -413,7 +408,7 @@ class Transport(abc.ABC):
             if transaction is not None:
                 transaction._messages.append(message)
         try:
-            with self._backend(f"{outcome.value} {message!r}"):
+            with self._backend(lambda: f"{outcome.value} {message!r}"):
                 self._settle(message, outcome, transaction, error)
         except BaseException:
             with self._lock:
@@ -533,7 +528,7 @@ class Transport(abc.ABC):
             del self._transactions[transaction.id]
         action = "commit" if final is TransactionState.COMMITTED else "abort"
         try:
-            with self._backend(f"{action} {transaction!r}"):
+            with self._backend(lambda: f"{action} {transaction!r}"):
                 if final is TransactionState.COMMITTED:
                     self._transaction_commit(transaction)
                 else:
@@ -623,3 +618,30 @@ class Transport(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self._state.value}>"
+
+
+class _BackendGuard:
+    """The context manager of `Transport._backend`, kept cheap: it wraps every call."""
+
+    __slots__ = ("_action", "_transport_name")
+
+    def __init__(self, transport_name: str, action: str | Callable[[], str]) -> None:
+        self._transport_name = transport_name
+        self._action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: object,
+    ) -> None:
+        if not isinstance(exc, Exception) or isinstance(exc, ZocaloError):
+            return
+        action = self._action if isinstance(self._action, str) else self._action()
+        error = TransportError(
+            f"the {self._transport_name} transport failed to {action}: {exc}"
+        )
+        raise error from exc

@@ -34,6 +34,7 @@ from zocalo_transport_pika._loop import (
     OnDone,
     OnError,
     Step,
+    describe,
     run_chain,
 )
 from zocalo_transport_pika._session import Session
@@ -104,16 +105,23 @@ class ConnectionKeeper:
             self._io = None
             self._session = None
 
-    def call(self, make_chain: Callable[[Session], Chain[T]], what: str) -> T:
-        """Run `make_chain(session)` on the I/O thread, waiting for a reconnection."""
+    def call(
+        self, make_chain: Callable[[Session], Chain[T]], what: str | Callable[[], str]
+    ) -> T:
+        """Run `make_chain(session)` on the I/O thread, waiting for a reconnection.
+
+        `what` (or what it returns, when it is a function) names the call in errors.
+        """
         io = self._io
         if io is None:
-            raise DisconnectedError(f"could not {what}: the transport is not connected")
+            raise DisconnectedError(
+                f"could not {describe(what)}: the transport is not connected"
+            )
         timeout = self._settings.call_timeout
         if not self._restored.is_set() and not self._restored.wait(timeout):
             problem = (
-                f"could not {what}: the connection to RabbitMQ is lost and was not "
-                f"restored within {timeout:g} s"
+                f"could not {describe(what)}: the connection to RabbitMQ is lost "
+                f"and was not restored within {timeout:g} s"
             )
             raise DisconnectedError(problem)
 
@@ -121,9 +129,9 @@ class ConnectionKeeper:
             session = self._session
             if session is None:
                 raise DisconnectedError(
-                    f"could not {what}: the connection to RabbitMQ was lost"
+                    f"could not {describe(what)}: the connection to RabbitMQ was lost"
                 )
-            return (yield from make_chain(session))
+            return make_chain(session)
 
         return io.call(chain, what, timeout)
 

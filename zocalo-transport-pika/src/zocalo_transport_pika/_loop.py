@@ -99,8 +99,16 @@ def run_chain(
     _ChainRunner(chain, on_result, on_error).resume(lambda: chain.send(None))
 
 
-def as_transport_error(exc: BaseException, what: str) -> ZocaloError:
+def describe(what: str | Callable[[], str]) -> str:
+    """The text of a call's description, which may be given as a function."""
+    return what if isinstance(what, str) else what()
+
+
+def as_transport_error(
+    exc: BaseException, what: str | Callable[[], str]
+) -> ZocaloError:
     """The error a caller sees when the I/O thread failed to `what`."""
+    what = describe(what)
     if isinstance(exc, ZocaloError):
         return exc
     if isinstance(exc, pika.exceptions.ChannelClosedByBroker):
@@ -191,28 +199,44 @@ class IoThread:
             self.ioloop.add_callback_threadsafe(guarded)
         return True
 
-    def call(self, make_chain: Callable[[], Chain[T]], what: str, timeout: float) -> T:
+    def call(
+        self,
+        make_chain: Callable[[], Chain[T]],
+        what: str | Callable[[], str],
+        timeout: float,
+    ) -> T:
         """Run the chain `make_chain()` on the I/O thread and wait for its result."""
         if self.on_thread():
-            raise TransportError(f"could not {what}: called on the pika I/O thread")
+            raise TransportError(
+                f"could not {describe(what)}: called on the pika I/O thread"
+            )
         outcome = _Outcome()
 
         def start() -> None:
-            if not outcome.settled:
-                run_chain(
-                    make_chain(),
-                    lambda value: outcome.settle(value, None),
-                    lambda exc: outcome.settle(None, exc),
-                )
+            if outcome.settled:
+                return
+            try:
+                chain = make_chain()
+            except BaseException as exc:
+                outcome.settle(None, exc)
+                return
+            run_chain(
+                chain,
+                lambda value: outcome.settle(value, None),
+                lambda exc: outcome.settle(None, exc),
+            )
 
         with self._lock:
             self._outstanding.add(outcome)
         try:
             if not self.submit(start):
-                raise DisconnectedError(f"could not {what}: the connection is closed")
+                raise DisconnectedError(
+                    f"could not {describe(what)}: the connection is closed"
+                )
             if not outcome.wait(timeout):
                 problem = (
-                    f"could not {what}: RabbitMQ did not answer within {timeout:g} s; "
+                    f"could not {describe(what)}: RabbitMQ did not answer within "
+                    f"{timeout:g} s; "
                     "the broker may be overloaded or blocked (check its alarms), or "
                     "raise `call_timeout`"
                 )

@@ -111,6 +111,20 @@ def prepare_route(
     return Route("", target, True, True, is_temporary_name(target))
 
 
+def _known_route(
+    session: Session, outgoing: OutgoingMessage, broadcast: bool
+) -> Route | None:
+    """The route of a plain send to a declared queue, or None to prepare one.
+
+    Most sends are of this kind; finding them without a chain saves the I/O thread
+    work on every message.
+    """
+    target = outgoing.destination
+    if broadcast or outgoing.delay or not session.knows_queue(target):
+        return None
+    return Route("", target, True, True, False)
+
+
 def _properties(
     outgoing: OutgoingMessage, route: Route, message_id: str, now: float | None = None
 ) -> Any:
@@ -151,8 +165,12 @@ def publish_chain(
 def _publish_once(
     session: Session, outgoing: OutgoingMessage, broadcast: bool
 ) -> Chain[str | None]:
-    route = yield from prepare_route(session, outgoing, broadcast)
-    publisher = yield from session.channel(PUBLISH_CHANNEL, Mode.CONFIRM)
+    route = _known_route(session, outgoing, broadcast)
+    if route is None:
+        route = yield from prepare_route(session, outgoing, broadcast)
+    publisher = session.ready_channel(PUBLISH_CHANNEL)
+    if publisher is None:
+        publisher = yield from session.channel(PUBLISH_CHANNEL, Mode.CONFIRM)
     message_id = new_message_id()
     returned: str | None = yield publisher.publish_confirmed(
         route.exchange,
@@ -283,7 +301,10 @@ def commit_chain(
     """Put a transaction's work on its channel in one burst and commit it."""
     routes = []
     for outgoing, broadcast in work.sends:
-        routes.append((yield from prepare_route(session, outgoing, broadcast)))
+        route = _known_route(session, outgoing, broadcast)
+        if route is None:
+            route = yield from prepare_route(session, outgoing, broadcast)
+        routes.append(route)
     dead_letters = []
     for settlement in work.settlements:
         if settlement.dead_letter is not None:

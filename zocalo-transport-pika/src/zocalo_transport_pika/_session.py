@@ -73,8 +73,15 @@ class Session:
         self.delivery_limit = settings.delivery_limit
         self._channels: dict[str, ChannelHandle] = {}
         self._queues: set[str] = set()
+        #: Queues declared together with their dead-letter queues.
+        self._ready_queues: set[str] = set()
         self._exchanges: set[str] = set()
         self._delays: dict[str, float] = {}
+
+    def ready_channel(self, label: str) -> ChannelHandle | None:
+        """The shared channel `label` if it is open and set up, without waiting."""
+        handle = self._channels.get(label)
+        return handle if handle is not None and handle.ready else None
 
     def channel(self, label: str, mode: Mode = Mode.PLAIN) -> Chain[ChannelHandle]:
         """The shared channel `label`, opened (again) when needed."""
@@ -88,6 +95,8 @@ class Session:
     def forget(self, name: str) -> None:
         """Declare `name` again on next use: it was found missing."""
         self._queues.discard(name)
+        # `name` may be some queue's dead-letter queue; forgetting is rare.
+        self._ready_queues.clear()
         self._exchanges.discard(name)
         self._delays.clear()
 
@@ -103,10 +112,16 @@ class Session:
 
     # -- queues
 
+    def knows_queue(self, queue: str) -> bool:
+        """Whether `queue` and its dead-letter queue are declared (or checked)."""
+        return queue in self._ready_queues
+
     def ensure_queue(
         self, queue: str, *, with_dead_letters: bool = True
     ) -> Chain[None]:
         """Declare `queue` (and its dead-letter queue) unless done already."""
+        if with_dead_letters and queue in self._ready_queues:
+            return
         names = [queue]
         if with_dead_letters and name_fits(dead_letter_queue(queue)):
             names.append(dead_letter_queue(queue))
@@ -119,6 +134,8 @@ class Session:
             handle = yield from check(handle, name)
             self._queues.add(name)
         handle.close_soon()
+        if with_dead_letters:
+            self._ready_queues.add(queue)
 
     def _check_queue(self, handle: ChannelHandle, queue: str) -> Chain[ChannelHandle]:
         """`declare: false`: a passive declare, which fails if `queue` is missing."""

@@ -142,7 +142,9 @@ class PikaTransport(Transport):
         for consumer in consumers:
             consumer.join()
 
-    def _call(self, make_chain: Callable[[Session], Chain[T]], what: str) -> T:
+    def _call(
+        self, make_chain: Callable[[Session], Chain[T]], what: str | Callable[[], str]
+    ) -> T:
         return self._keeper.call(make_chain, what)
 
     # -- subscriptions
@@ -201,7 +203,7 @@ class PikaTransport(Transport):
         kind = "broadcast on" if broadcast else "send to"
         unroutable = self._call(
             lambda session: publish_chain(session, outgoing, broadcast),
-            f"{kind} {outgoing.destination!r}",
+            lambda: f"{kind} {outgoing.destination!r}",
         )
         if unroutable is not None:
             self._report_unroutable([unroutable], committed=False)
@@ -357,7 +359,7 @@ class PikaTransport(Transport):
             consumer = _consumer_of(transaction.subscription)
         unroutable = self._call(
             lambda session: commit_chain(session, work, consumer),
-            f"commit {transaction!r}",
+            lambda: f"commit {transaction!r}",
         )
         for settlement in work.settlements:
             if settlement.dead_letter is not None:
