@@ -1,9 +1,11 @@
 """The pika transport with `queue_type: classic` against the conformance suite.
 
-Classic queues keep every rule but LIMIT-3: RabbitMQ counts no deliveries in them,
-so a consumer lost while holding a message's last allowed delivery leaves a message
-that comes back as a second delivery instead of being dead-lettered. That case is
-replaced here by a test of what the README promises for classic queues.
+Classic queues are declared with two priority levels, so the PRIO rules run here
+(they cannot on RabbitMQ 3.10's quorum queues). They keep every rule but LIMIT-3:
+RabbitMQ counts no deliveries in them, so a consumer lost while holding a message's
+last allowed delivery leaves a message that comes back as a second delivery instead
+of being dead-lettered. That case is replaced here by a test of what the README
+promises for classic queues.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Iterable
 import pytest
 from zocalo_core.testing import Collector, TransportConformance
 from zocalo_core.transport import Message, Transport
-from zocalo_transport_pika import CAPABILITIES
+from zocalo_transport_pika import CLASSIC_CAPABILITIES
 
 pytestmark = pytest.mark.broker
 
@@ -21,7 +23,7 @@ Connect = Callable[[], Transport]
 
 
 class TestPikaClassicConformance(TransportConformance):
-    transport_capabilities = CAPABILITIES
+    transport_capabilities = CLASSIC_CAPABILITIES
     quiet_period = 0.3
 
     @pytest.fixture

@@ -16,7 +16,12 @@ import pika.exceptions
 import pytest
 from zocalo_core import TransportError
 from zocalo_core.testing import Collector, wait_until
-from zocalo_core.transport import ConnectionState, Message, dead_letter_queue
+from zocalo_core.transport import (
+    Capability,
+    ConnectionState,
+    Message,
+    dead_letter_queue,
+)
 from zocalo_transport_pika import PikaTransport
 
 pytestmark = pytest.mark.broker
@@ -118,9 +123,31 @@ def test_classic_queues_round_trip(connected: Connect, names: Names, raw: Any) -
             "x-queue-type": "classic",
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": dead_letters,
+            "x-max-priority": 1,
         },
     )
     assert not declared_with(raw, queue, {"x-queue-type": "quorum"})
+
+
+def test_classic_queues_have_two_priority_levels(
+    connected: Connect, names: Names
+) -> None:
+    """5-9 go before 0-4; within a level the order of sending is kept."""
+    transport = connected(queue_type="classic")
+    assert Capability.PRIORITY in transport.capabilities
+    queue = names("classic-priority")
+    sent = [("low", 0), ("four", 4), ("five", 5), ("nine", 9), ("default", None)]
+    for body, priority in sent:
+        transport.send(queue, body, priority=priority)
+    collector = Collector(transport, ack=True)
+    transport.subscribe(queue, collector, prefetch=1)
+    bodies = [message.body for message in collector.wait_for(5, 5)]
+    assert bodies == ["five", "nine", "low", "four", "default"]
+
+
+def test_quorum_queues_do_not_claim_priorities(connected: Connect) -> None:
+    """RabbitMQ 3.10's quorum queues ignore priorities, so the capability is off."""
+    assert Capability.PRIORITY not in connected().capabilities
 
 
 def test_classic_queues_count_their_consumers_nacks(

@@ -89,14 +89,15 @@ _TransportT = TypeVar("_TransportT", bound="Transport")
 class Transport(abc.ABC):
     """A connection to a message broker; the contract is docs/transport.md.
 
-    Subclasses set `name` and `capabilities`, call `super().__init__()`, and implement
+    Subclasses set `name` and `capabilities` (on the class, or on an instance whose
+    settings change them), call `super().__init__()`, and implement
     the protected methods: `_connect`, `_disconnect`, `_subscribe`, `_unsubscribe`,
     `_send`, `_settle`, and, for the capabilities they list, `_broadcast` and the
     `_transaction_*` methods. They run handlers through `_deliver`.
     """
 
     name: ClassVar[str] = ""
-    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    capabilities: frozenset[Capability] = frozenset()
 
     def __init__(self) -> None:
         # `_lock` guards the bookkeeping below and is never held while calling a

@@ -8,6 +8,10 @@ dead letters, broadcasts and transactions map onto RabbitMQ.
 from __future__ import annotations
 
 from zocalo_transport_pika._settings import PikaSettings
-from zocalo_transport_pika._transport import CAPABILITIES, PikaTransport
+from zocalo_transport_pika._transport import (
+    CAPABILITIES,
+    CLASSIC_CAPABILITIES,
+    PikaTransport,
+)
 
-__all__ = ["CAPABILITIES", "PikaSettings", "PikaTransport"]
+__all__ = ["CAPABILITIES", "CLASSIC_CAPABILITIES", "PikaSettings", "PikaTransport"]

@@ -39,6 +39,8 @@ EXPIRES_HEADER = "x-zocalo-expires"
 DELAY_QUEUE_PREFIX = "zocalo.delay."
 #: The header RabbitMQ's quorum queues count deliveries in, from 0.
 DELIVERY_COUNT_HEADER = "x-delivery-count"
+#: The lowest priority of the upper of the two levels (PRIO-1).
+HIGH_PRIORITY = 5
 
 # Names RabbitMQ interprets or adds itself; never mirrored, never shown as headers.
 _BROKER_NAMES = frozenset({"CC", "BCC", "x-death", DELIVERY_COUNT_HEADER})
@@ -66,9 +68,15 @@ def encode_properties(
     message_id: str,
     persistent: bool,
     broker_ttl: bool,
+    two_priority_levels: bool = False,
     now: float | None = None,
 ) -> pika.BasicProperties:
     """The AMQP properties for `outgoing`, sent now (or at `now`, a time.time()).
+
+    The priority goes as it is (0 to 9): RabbitMQ's quorum queues from 4.0 on order
+    5-9 before 0-4 by themselves, and older ones ignore it. Classic queues are
+    declared with two levels (`x-max-priority` 1), and `two_priority_levels` sends
+    their level: 1 for 5-9, 0 for 0-4.
 
     `broker_ttl` asks RabbitMQ itself to drop the message when it expires; it is
     only right for queues without a dead-letter exchange, which would otherwise
@@ -91,7 +99,15 @@ def encode_properties(
         message_id=message_id,
         timestamp=int(sent_at),
         expiration=expiration,
+        priority=amqp_priority(outgoing.priority, two_priority_levels),
     )
+
+
+def amqp_priority(priority: int, two_levels: bool) -> int:
+    """The AMQP priority of a message of `priority` (0 to 9); see above."""
+    if two_levels:
+        return 1 if priority >= HIGH_PRIORITY else 0
+    return priority
 
 
 def check_fits(outgoing: OutgoingMessage) -> None:

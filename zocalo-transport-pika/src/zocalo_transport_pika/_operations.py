@@ -52,6 +52,8 @@ class Route:
     mandatory: bool
     persistent: bool
     broker_ttl: bool
+    #: Classic queues are declared with two priority levels (see `_codec`).
+    two_priority_levels: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,13 +104,14 @@ def prepare_route(
             yield from session.ensure_topic(target)
     elif not is_temporary_name(target):
         yield from session.ensure_queue(target)
+    levels = session.settings.queue_type == "classic"
     if outgoing.delay:
         delay_ms = delay_bucket_ms(outgoing.delay)
         exchange = yield from session.ensure_delay(delay_ms, for_topics=broadcast)
-        return Route(exchange, target, True, not broadcast, False)
+        return Route(exchange, target, True, not broadcast, False, levels)
     if broadcast:
         return Route(target, "", False, False, True)
-    return Route("", target, True, True, is_temporary_name(target))
+    return Route("", target, True, True, is_temporary_name(target), levels)
 
 
 def _known_route(
@@ -122,7 +125,8 @@ def _known_route(
     target = outgoing.destination
     if broadcast or outgoing.delay or not session.knows_queue(target):
         return None
-    return Route("", target, True, True, False)
+    levels = session.settings.queue_type == "classic"
+    return Route("", target, True, True, False, levels)
 
 
 def _properties(
@@ -133,6 +137,7 @@ def _properties(
         message_id=message_id,
         persistent=route.persistent,
         broker_ttl=route.broker_ttl,
+        two_priority_levels=route.two_priority_levels,
         now=now,
     )
 

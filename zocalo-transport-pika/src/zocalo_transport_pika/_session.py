@@ -55,6 +55,9 @@ def queue_arguments(
     if queue_type == "quorum":
         # RabbitMQ counts returns: a limit of n - 1 allows n deliveries.
         arguments["x-delivery-limit"] = delivery_limit - 1
+    else:
+        # Two levels, 0-4 and 5-9, as quorum queues have them from RabbitMQ 4.0.
+        arguments["x-max-priority"] = 1
     if single_active_consumer:
         arguments["x-single-active-consumer"] = True
     dead_letters = dead_letter_queue(queue)

@@ -59,6 +59,11 @@ CAPABILITIES = frozenset(
         Capability.EXPIRATION,
     }
 )
+#: With `queue_type: classic`: classic queues have priorities, 3.10's quorum queues
+#: none.
+# TODO(#5): quorum queues order priorities from RabbitMQ 4.0 on; this machine's
+# RabbitMQ is 3.10, so that case is neither detected nor tested.
+CLASSIC_CAPABILITIES = CAPABILITIES | {Capability.PRIORITY}
 
 
 class PikaTransport(Transport):
@@ -86,6 +91,8 @@ class PikaTransport(Transport):
         else:
             values = {**(settings or {}), **options}
             self.settings = PikaSettings.from_mapping(values, "PikaTransport()")
+        if self.settings.queue_type == "classic":
+            self.capabilities = CLASSIC_CAPABILITIES
         self._keeper = ConnectionKeeper(self)
         # The base class forgets its subscriptions before `_disconnect` runs; the
         # consumers' threads still have to be stopped then.
@@ -420,4 +427,4 @@ def _as_mapping(settings: PikaSettings) -> dict[str, Any]:
     return values
 
 
-__all__ = ["CAPABILITIES", "PikaTransport"]
+__all__ = ["CAPABILITIES", "CLASSIC_CAPABILITIES", "PikaTransport"]
