@@ -226,19 +226,20 @@ def settle_now(settlement: Settlement) -> bool:
     if not delivery.current():
         return False
     handle = delivery.handle
-    if handle.tx_mode:
-        commit_soon(handle, lambda: _apply(handle, settlement))
-    else:
-        _apply(handle, settlement)
+    _settle_soon_on(handle, lambda: _apply(handle, settlement))
     return True
 
 
-def commit_soon(handle: ChannelHandle, put: Callable[[], object]) -> None:
-    """On the I/O thread: `put()` and commit on `handle`, waiting for nothing.
+def _settle_soon_on(handle: ChannelHandle, settle: Callable[[], object]) -> None:
+    """On the I/O thread: `settle()` now, waiting for nothing; on a channel that once
+    ran a transaction, as a commit of its own.
 
     A failed commit closes the channel, so what it settled is delivered again.
     """
-    handle.commit(put)(
+    if not handle.tx_mode:
+        settle()
+        return
+    handle.commit(settle)(
         lambda _: None,
         lambda exc: logger.warning("A commit on %s failed: %s", handle.label, exc),
     )
@@ -403,7 +404,4 @@ def ack_on_take_step(delivery: Delivery) -> None:
     handle = delivery.handle
     if not delivery.current():
         return
-    if handle.tx_mode:
-        commit_soon(handle, lambda: handle.channel.basic_ack(delivery.delivery_tag))
-    else:
-        handle.channel.basic_ack(delivery.delivery_tag)
+    _settle_soon_on(handle, lambda: handle.channel.basic_ack(delivery.delivery_tag))
