@@ -48,11 +48,7 @@ def broker_cleanup() -> Callable[[Iterable[str]], None]:
 
 def delete_from_broker(names: Iterable[str]) -> None:
     """Delete the queues, their dead-letter queues and the exchanges named."""
-    credentials = pika.PlainCredentials(BROKER["username"], BROKER["password"])
-    parameters = pika.ConnectionParameters(
-        BROKER["host"], BROKER["port"], BROKER["vhost"], credentials
-    )
-    connection = pika.BlockingConnection(parameters)
+    connection = _raw_connection()
     try:
         channel = connection.channel()
         for name in dict.fromkeys(names):
@@ -61,6 +57,36 @@ def delete_from_broker(names: Iterable[str]) -> None:
                     channel.queue_delete(queue)
             if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
                 channel.exchange_delete(name)
+    finally:
+        connection.close()
+
+
+def _raw_connection() -> Any:
+    credentials = pika.PlainCredentials(BROKER["username"], BROKER["password"])
+    parameters = pika.ConnectionParameters(
+        BROKER["host"], BROKER["port"], BROKER["vhost"], credentials
+    )
+    return pika.BlockingConnection(parameters)
+
+
+@pytest.fixture
+def exchange_binder() -> Iterator[Callable[[str, str, str], None]]:
+    """`bind(exchange, routing_key, queue)` on the broker, as a site's own set-up
+    would: a direct exchange, made when new, deleted after the test."""
+    connection = _raw_connection()
+    channel = connection.channel()
+    made: list[str] = []
+
+    def bind(exchange: str, routing_key: str, queue: str) -> None:
+        if exchange not in made:
+            channel.exchange_declare(exchange, exchange_type="direct")
+            made.append(exchange)
+        channel.queue_bind(queue, exchange, routing_key=routing_key)
+
+    yield bind
+    try:
+        for exchange in made:
+            channel.exchange_delete(exchange)
     finally:
         connection.close()
 

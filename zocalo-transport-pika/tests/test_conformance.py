@@ -30,6 +30,12 @@ class TestPikaConformance(TransportConformance):
     def cleanup_queues(self, names: list[str]) -> None:
         self._delete(names)
 
+    @pytest.fixture
+    def bind_exchange(
+        self, exchange_binder: Callable[[str, str, str], None]
+    ) -> Callable[[str, str, str], None]:
+        return exchange_binder
+
 
 def test_capabilities_declared() -> None:
     """The capabilities are those the suite runs, and priority is not among them."""

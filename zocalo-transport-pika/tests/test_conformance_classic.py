@@ -39,6 +39,12 @@ class TestPikaClassicConformance(TransportConformance):
     def cleanup_queues(self, names: list[str]) -> None:
         self._delete(names)
 
+    @pytest.fixture
+    def bind_exchange(
+        self, exchange_binder: Callable[[str, str, str], None]
+    ) -> Callable[[str, str, str], None]:
+        return exchange_binder
+
     def test_limit_consumer_lost_at_limit(
         self, connect: Connect, new_name: Callable[[], str]
     ) -> None:

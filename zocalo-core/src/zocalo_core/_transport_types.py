@@ -50,6 +50,7 @@ class Capability(str, enum.Enum):
     EXPIRATION = "expiration"
     PRIORITY = "priority"
     TRANSACTIONS = "transactions"
+    EXCHANGES = "exchanges"
 
 
 class ConnectionState(str, enum.Enum):
@@ -220,6 +221,8 @@ class OutgoingMessage:
     """A message to publish, checked and encoded, as `_send` and `_broadcast` get it.
 
     `delay` is 0 for no delay; `priority` is `DEFAULT_PRIORITY` when none was given.
+    `exchange` is "" for a send straight to the queue `destination`; otherwise the
+    send goes through that exchange with `destination` as its routing key (EXCH-1).
     """
 
     destination: str
@@ -228,6 +231,7 @@ class OutgoingMessage:
     delay: float = 0.0
     expiration: float | None = None
     priority: int = DEFAULT_PRIORITY
+    exchange: str = ""
 
 
 class Subscription:
@@ -448,16 +452,26 @@ def build_outgoing(
     delay: float | None,
     expiration: float | None,
     priority: int | None,
+    exchange: str = "",
 ) -> OutgoingMessage:
     """Check and encode a message to send (BODY-4, HEAD-3, DELAY-3, EXPIRE-5)."""
     checked_priority = check_priority(priority)
+    checked_delay = _seconds(delay, "delay", allow_zero=True) or 0.0
+    if exchange and checked_delay:
+        # The broker would route it only when it is due, when nobody is left to
+        # hear that it went nowhere (EXCH-3).
+        raise MessageError(
+            f"a message through the exchange {exchange!r} cannot have a delay: "
+            "send it without one, or to a queue"
+        )
     return OutgoingMessage(
         destination=destination,
         raw=encode_body(body),
         headers=check_headers(headers),
-        delay=_seconds(delay, "delay", allow_zero=True) or 0.0,
+        delay=checked_delay,
         expiration=_seconds(expiration, "expiration", allow_zero=False),
         priority=DEFAULT_PRIORITY if checked_priority is None else checked_priority,
+        exchange=exchange,
     )
 
 

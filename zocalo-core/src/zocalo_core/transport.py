@@ -334,11 +334,21 @@ class Transport(abc.ABC):
         expiration: float | None = None,
         priority: int | None = None,
         transaction: Transaction | None = None,
+        exchange: str | None = None,
     ) -> None:
-        """Put a message on `queue`. A `bytes` body is sent as it is (BODY-2)."""
+        """Put a message on `queue`. A `bytes` body is sent as it is (BODY-2).
+
+        With `exchange`, the message goes through that broker exchange instead, with
+        `queue` as its routing key (EXCH-1); `None` or "" is the queue itself.
+        """
         self._require_connected()
         check_name(queue, "queue")
-        outgoing = build_outgoing(queue, body, headers, delay, expiration, priority)
+        if exchange is not None and exchange != "":
+            check_name(exchange, "exchange")
+            self._require(Capability.EXCHANGES, "sends through an exchange")
+        outgoing = build_outgoing(
+            queue, body, headers, delay, expiration, priority, exchange or ""
+        )
         self._require_features(outgoing, priority is not None)
         with self._lock:
             self._check_transaction(transaction)

@@ -20,6 +20,7 @@ class Sent:
     expiration: float | None
     priority: int | None
     transaction: Any
+    exchange: str | None = None
 
 
 @dataclass
@@ -38,9 +39,20 @@ class RecordingTransport:
         expiration: float | None = None,
         priority: int | None = None,
         transaction: Any = None,
+        exchange: str | None = None,
     ) -> None:
         self.calls.append(
-            Sent("send", queue, body, headers, delay, expiration, priority, transaction)
+            Sent(
+                "send",
+                queue,
+                body,
+                headers,
+                delay,
+                expiration,
+                priority,
+                transaction,
+                exchange,
+            )
         )
 
     def broadcast(

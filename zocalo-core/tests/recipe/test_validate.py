@@ -166,6 +166,23 @@ def test_queue_topic_and_delay_types() -> None:
     ]
 
 
+def test_an_exchange_is_a_name_and_has_no_delay() -> None:
+    problems = texts(
+        {
+            "1": {"queue": "a", "exchange": "", "output": [2, 3]},
+            "2": {"queue": "b", "exchange": "site", "transport-delay": 2},
+            "3": {"queue": "c", "exchange": "site", "transport-delay": 0},
+            "start": [[1, {}]],
+        }
+    )
+
+    assert problems == [
+        "node 1: 'exchange' must be a non-empty string, got ''",
+        "node 2: 'exchange' and a 'transport-delay' above 0 cannot go together: a "
+        "delayed message is not sent through an exchange",
+    ]
+
+
 def test_a_node_linking_to_itself_is_allowed() -> None:
     assert texts({"1": {"queue": "a", "output": 1}, "start": [[1, {}]]}) == []
 

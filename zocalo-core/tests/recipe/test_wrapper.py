@@ -200,6 +200,22 @@ def test_a_node_with_queue_and_topic_gets_both(transport: RecordingTransport) ->
     assert queue_call.body == topic_call.body
 
 
+def test_a_nodes_exchange_routes_its_queue_sends_only(
+    transport: RecordingTransport,
+) -> None:
+    recipe = {
+        "1": {"queue": "first", "output": 2},
+        "2": {"queue": "second", "topic": "second.topic", "exchange": "site"},
+        "start": [[1, {}]],
+    }
+    message = message_at(1, recipe=recipe)
+    RecipeWrapper(message=message, transport=transport).send({"x": 1})
+
+    queue_call, topic_call = transport.calls
+    assert (queue_call.destination, queue_call.exchange) == ("second", "site")
+    assert (topic_call.method, topic_call.exchange) == ("broadcast", None)
+
+
 def test_send_to_a_named_output(transport: RecordingTransport) -> None:
     wrapper_at(transport, 2, [1]).send_to("more", {})
 

@@ -22,6 +22,12 @@ class TestMemoryConformance(TransportConformance):
     def transport_factory(self, memory_broker: MemoryBroker) -> Callable[[], Transport]:
         return lambda: MemoryTransport(memory_broker)
 
+    @pytest.fixture
+    def bind_exchange(
+        self, memory_broker: MemoryBroker
+    ) -> Callable[[str, str, str], None]:
+        return memory_broker.bind
+
 
 class TestMemoryWithAnotherLimit(DeliveryLimitRules, RedeliveryRules):
     """A broker configured with another delivery limit keeps it (LIMIT-1)."""

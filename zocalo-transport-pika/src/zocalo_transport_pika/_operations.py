@@ -90,6 +90,17 @@ class Unroutable:
     destination: str
     reason: str
     broadcast: bool
+    #: The exchange it went through, "" for none or a topic's own.
+    exchange: str = ""
+
+    @classmethod
+    def of(cls, outgoing: OutgoingMessage, reason: str, broadcast: bool) -> Unroutable:
+        return cls(outgoing.destination, reason, broadcast, outgoing.exchange)
+
+    def describe(self) -> str:
+        if self.exchange:
+            return f"{self.destination!r} through the exchange {self.exchange!r}"
+        return repr(self.destination)
 
 
 def prepare_route(
@@ -97,6 +108,11 @@ def prepare_route(
 ) -> Chain[Route]:
     """Declare what `outgoing` needs, and say where to publish it."""
     target = outgoing.destination
+    levels = session.settings.queue_type == "classic"
+    if outgoing.exchange:
+        # Where it goes is the exchange's business (EXCH-1); it must exist.
+        yield from session.ensure_exchange(outgoing.exchange)
+        return Route(outgoing.exchange, target, True, True, False, levels)
     if broadcast:
         if outgoing.delay:
             yield from session.ensure_delayed_topic(target)
@@ -104,7 +120,6 @@ def prepare_route(
             yield from session.ensure_topic(target)
     elif not is_temporary_name(target):
         yield from session.ensure_queue(target)
-    levels = session.settings.queue_type == "classic"
     if outgoing.delay:
         delay_ms = delay_bucket_ms(outgoing.delay)
         exchange = yield from session.ensure_delay(delay_ms, for_topics=broadcast)
@@ -123,10 +138,15 @@ def _known_route(
     work on every message.
     """
     target = outgoing.destination
-    if broadcast or outgoing.delay or not session.knows_queue(target):
+    if broadcast or outgoing.delay:
+        return None
+    if outgoing.exchange:
+        if not session.knows_exchange(outgoing.exchange):
+            return None
+    elif not session.knows_queue(target):
         return None
     levels = session.settings.queue_type == "classic"
-    return Route("", target, True, True, False, levels)
+    return Route(outgoing.exchange, target, True, True, False, levels)
 
 
 def _properties(
@@ -149,7 +169,8 @@ def publish_chain(
 
     A queue or topic may have been deleted since it was declared: a message that
     comes back unroutable, or an exchange that is not found, is declared again and
-    the message published once more.
+    the message published once more. Through a named exchange, a message that comes
+    back has nowhere else to go: the exchange has no binding for its key.
     """
     for last_try in (False, True):
         try:
@@ -157,12 +178,13 @@ def publish_chain(
         except pika.exceptions.ChannelClosedByBroker as exc:
             if last_try or exc.reply_code != NOT_FOUND:
                 raise
-            session.forget(outgoing.destination)
+            session.forget(outgoing.exchange or outgoing.destination)
             continue
         if returned is None:
             return None
-        if last_try or is_temporary_name(outgoing.destination):
-            return Unroutable(outgoing.destination, str(returned), broadcast)
+        final = last_try or bool(outgoing.exchange)
+        if final or is_temporary_name(outgoing.destination):
+            return Unroutable.of(outgoing, str(returned), broadcast)
         session.forget(outgoing.destination)
     return None
 
@@ -333,11 +355,11 @@ def commit_chain(
     except pika.exceptions.ChannelClosedByBroker as exc:
         if exc.reply_code == NOT_FOUND:
             for outgoing, _ in work.sends:
-                session.forget(outgoing.destination)
+                session.forget(outgoing.exchange or outgoing.destination)
         raise
     returned = handle.take_returned([message_id for message_id, _, _ in published])
     return [
-        Unroutable(outgoing.destination, returned[message_id], broadcast)
+        Unroutable.of(outgoing, returned[message_id], broadcast)
         for message_id, outgoing, broadcast in published
         if message_id in returned
     ]

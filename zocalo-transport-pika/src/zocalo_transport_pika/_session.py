@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pika.exceptions
@@ -19,7 +20,7 @@ from zocalo_core.transport import MAX_NAME_BYTES, dead_letter_queue
 
 from zocalo_transport_pika._channel import ChannelHandle, Mode
 from zocalo_transport_pika._codec import DELAY_QUEUE_PREFIX
-from zocalo_transport_pika._loop import Chain
+from zocalo_transport_pika._loop import Chain, OnDone
 from zocalo_transport_pika._settings import PikaSettings
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,18 @@ def queue_arguments(
         arguments["x-dead-letter-exchange"] = ""
         arguments["x-dead-letter-routing-key"] = dead_letters
     return arguments
+
+
+def _must_exist(
+    handle: ChannelHandle, passive_declare: Callable[[OnDone], None], missing: str
+) -> Chain[None]:
+    """Run a passive declaration; a `TransportError` saying `missing` if not found."""
+    try:
+        yield handle.call(passive_declare)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != _NOT_FOUND:
+            raise
+        raise TransportError(missing) from None
 
 
 class Session:
@@ -142,22 +155,16 @@ class Session:
 
     def _check_queue(self, handle: ChannelHandle, queue: str) -> Chain[ChannelHandle]:
         """`declare: false`: a passive declare, which fails if `queue` is missing."""
-        try:
-            yield handle.call(
-                lambda done: handle.channel.queue_declare(
-                    queue, passive=True, callback=done
-                )
-            )
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code != _NOT_FOUND:
-                raise
-            problem = (
-                f"queue {queue!r} does not exist on RabbitMQ, and this transport does "
-                "not declare queues (`declare: false`: the topology is managed "
-                "elsewhere); create the queue with the tools that manage it, or "
-                "check the name"
-            )
-            raise TransportError(problem) from exc
+        yield from _must_exist(
+            handle,
+            lambda done: handle.channel.queue_declare(
+                queue, passive=True, callback=done
+            ),
+            f"queue {queue!r} does not exist on RabbitMQ, and this transport does "
+            "not declare queues (`declare: false`: the topology is managed "
+            "elsewhere); create the queue with the tools that manage it, or "
+            "check the name",
+        )
         return handle
 
     def _declare_queue(self, handle: ChannelHandle, queue: str) -> Chain[ChannelHandle]:
@@ -194,7 +201,30 @@ class Session:
         )
         return handle
 
-    # -- topics and delays
+    # -- exchanges, topics and delays
+
+    def knows_exchange(self, exchange: str) -> bool:
+        return exchange in self._exchanges
+
+    def ensure_exchange(self, exchange: str) -> Chain[None]:
+        """Check that the site's `exchange` exists; it is never declared here.
+
+        Publishing to a missing exchange would close the shared publish channel, and
+        with it the confirms other senders wait for.
+        """
+        if exchange in self._exchanges:
+            return
+        handle = yield from self.declaring(repr(exchange))
+        yield from _must_exist(
+            handle,
+            lambda done: handle.channel.exchange_declare(
+                exchange, passive=True, callback=done
+            ),
+            f"RabbitMQ has no exchange {exchange!r} in the virtual host "
+            f"{self.settings.vhost!r}; nothing was sent through it",
+        )
+        self._exchanges.add(exchange)
+        handle.close_soon()
 
     def ensure_topic(self, topic: str) -> Chain[None]:
         """Declare the fanout exchange of `topic` unless done already."""

@@ -57,6 +57,7 @@ CAPABILITIES = frozenset(
         Capability.TRANSACTIONS,
         Capability.DELAY,
         Capability.EXPIRATION,
+        Capability.EXCHANGES,
     }
 )
 #: With `queue_type: classic`: classic queues have priorities, 3.10's quorum queues
@@ -230,12 +231,13 @@ class PikaTransport(Transport):
             else:
                 lost.append(item)
         if lost:
-            names = ", ".join(sorted({repr(item.destination) for item in lost}))
+            names = ", ".join(sorted({item.describe() for item in lost}))
             done = "the transaction was committed, but " if committed else ""
             problem = (
                 f"{done}RabbitMQ could not route {len(lost)} message(s) to {names} "
                 f"({lost[0].reason}); nothing was delivered there. Check that the "
-                "queue exists and that this user may write to it"
+                "queue exists (or the exchange routes to one) and that this user "
+                "may write to it"
             )
             raise TransportError(problem)
 

@@ -9,6 +9,7 @@ the lock are written after it is released, so a logging handler may use the brok
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -40,6 +41,7 @@ from zocalo_core.transport import (
     Subscription,
     SubscriptionKind,
     add_death,
+    check_name,
     dead_letter_queue,
     decode_body,
 )
@@ -78,6 +80,8 @@ class MemoryBroker(BrokerInspection):
         self._timer_wakeup = threading.Condition(self._lock)
         self._queues: dict[str, MemoryQueue] = {}
         self._topics: dict[str, list[Consumer]] = {}
+        #: exchange -> routing key -> the queues bound with that key.
+        self._exchanges: dict[str, dict[str, set[str]]] = {}
         self._removed_temporary: set[str] = set()
         self._sessions: list[Session] = []
         # Stopped consumers whose handler is still running: still "being handled".
@@ -211,6 +215,43 @@ class MemoryBroker(BrokerInspection):
             queue = self._queues[name] = MemoryQueue(name)
         return queue
 
+    # -- exchanges
+
+    def bind(self, exchange: str, routing_key: str, queue: str) -> None:
+        """Make `exchange` (made if new) route messages sent with `routing_key` to
+        `queue`. Exchanges here are direct: a send through one reaches every queue
+        bound with its routing key (EXCH-1)."""
+        for name, what in (
+            (exchange, "exchange"),
+            (routing_key, "queue"),
+            (queue, "queue"),
+        ):
+            check_name(name, what)
+        with self._locked():
+            bindings = self._exchanges.setdefault(exchange, {})
+            bindings.setdefault(routing_key, set()).add(queue)
+
+    def delete_exchange(self, exchange: str) -> None:
+        """Remove `exchange` and its bindings; sends through it fail from now on."""
+        with self._locked():
+            self._exchanges.pop(exchange, None)
+
+    def _bound_queues(self, outgoing: OutgoingMessage) -> list[str]:
+        """Under the lock: where `outgoing` goes through its exchange (EXCH-2)."""
+        bindings = self._exchanges.get(outgoing.exchange)
+        if bindings is None:
+            raise TransportError(
+                f"could not send to {outgoing.destination!r}: the memory broker has "
+                f"no exchange {outgoing.exchange!r}; nothing was sent"
+            )
+        queues = bindings.get(outgoing.destination)
+        if not queues:
+            raise TransportError(
+                f"could not send to {outgoing.destination!r}: the exchange "
+                f"{outgoing.exchange!r} routes that key to no queue; nothing was sent"
+            )
+        return sorted(queues)
+
     # -- publishing
 
     def publish(self, outgoing: OutgoingMessage, *, broadcast: bool) -> None:
@@ -227,6 +268,9 @@ class MemoryBroker(BrokerInspection):
                         "to its queue when its subscription ended; nothing was applied"
                     )
                     raise TransportError(problem)
+            for outgoing, _ in ops.sends:
+                if outgoing.exchange:
+                    self._bound_queues(outgoing)
             now = time.monotonic()
             for outgoing, broadcast in ops.sends:
                 self._publish(outgoing, broadcast, now)
@@ -236,6 +280,11 @@ class MemoryBroker(BrokerInspection):
     def _publish(self, outgoing: OutgoingMessage, broadcast: bool, now: float) -> None:
         if self._closed:
             raise DisconnectedError("the memory broker has been closed")
+        if outgoing.exchange:
+            for queue in self._bound_queues(outgoing):
+                routed = dataclasses.replace(outgoing, destination=queue, exchange="")
+                self._publish(routed, broadcast, now)
+            return
         expires_at = None if outgoing.expiration is None else now + outgoing.expiration
         entry = self._entry(
             outgoing.destination,

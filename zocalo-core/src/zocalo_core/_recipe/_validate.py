@@ -131,7 +131,7 @@ def _node_problems(
         message = f"must be a JSON object (a dict), got {_describe(body)}"
         yield RecipeProblem(node_id, message)
         return
-    for field in ("queue", "topic"):
+    for field in ("queue", "topic", "exchange"):
         value = body.get(field)
         if field in body and (not isinstance(value, str) or not value):
             message = f"{field!r} must be a non-empty string, got {value!r}"
@@ -140,6 +140,12 @@ def _node_problems(
         message = (
             "'transport-delay' must be a number of seconds (0 or more), "
             f"got {body['transport-delay']!r}"
+        )
+        yield RecipeProblem(node_id, message)
+    elif body.get("exchange") and body.get("transport-delay"):
+        message = (
+            "'exchange' and a 'transport-delay' above 0 cannot go together: a "
+            "delayed message is not sent through an exchange"
         )
         yield RecipeProblem(node_id, message)
     for field in ("output", "error"):

@@ -33,6 +33,7 @@ class RecipeTransport(Protocol):
         expiration: float | None = ...,
         priority: int | None = ...,
         transaction: Any = ...,
+        exchange: str | None = ...,
     ) -> object: ...
 
     def broadcast(
@@ -302,15 +303,18 @@ class RecipeWrapper:
                 self._describe_step(),
             )
             return
-        # TODO(#5): pass a node's "exchange" on once the transport interface has a
-        # way to name one; until then it is carried in the recipe and not acted on.
         common = self._transport_options(node, options)
         if queue:
             logger.debug(
                 "recipe %s: to node %d, queue %s", self.recipe_id, node_id, queue
             )
             body = self._body(node_id, payload, path)
-            self.transport.send(queue, body, priority=options.priority, **common)
+            # A node's exchange routes its queue sends (EXCH-1); broadcasts have the
+            # topic's own exchange.
+            routing = {"exchange": node["exchange"]} if node.get("exchange") else {}
+            self.transport.send(
+                queue, body, priority=options.priority, **routing, **common
+            )
         if topic:
             logger.debug(
                 "recipe %s: to node %d, topic %s", self.recipe_id, node_id, topic

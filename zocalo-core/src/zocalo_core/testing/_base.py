@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 TransportFactory = Callable[[], Transport]
 NameFactory = Callable[..., str]
+#: `bind(exchange, routing_key, queue)`, see `ConformanceBase.bind_exchange`.
+ExchangeBinder = Callable[[str, str, str], None]
 
 
 class ConformanceBase:
@@ -47,6 +49,17 @@ class ConformanceBase:
         pytest.fail(
             f"{type(self).__name__} must provide a `transport_factory` fixture that "
             "returns a callable making a new, unconnected transport"
+        )
+
+    @pytest.fixture
+    def bind_exchange(self) -> ExchangeBinder:
+        """For the EXCH rules: a callable `bind(exchange, routing_key, queue)` that
+        makes the broker's exchange `exchange` (a direct one, made when new) route
+        `routing_key` to the existing `queue`. What it makes goes after the test."""
+        pytest.fail(
+            f"{type(self).__name__} lists the exchanges capability, so it must "
+            "provide a `bind_exchange` fixture that binds queues to exchanges on its "
+            "broker"
         )
 
     def cleanup_queues(self, names: list[str]) -> None:

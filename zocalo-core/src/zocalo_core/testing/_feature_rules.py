@@ -1,5 +1,5 @@
 """Conformance tests of broadcasts, temporary queues and message options:
-BCAST, TEMP, DELAY, EXPIRE and PRIO."""
+BCAST, TEMP, DELAY, EXPIRE, PRIO and EXCH."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ import time
 import pytest
 
 from zocalo_core._errors import MessageError, TransportError
-from zocalo_core.testing._base import ConformanceBase, NameFactory, TransportFactory
+from zocalo_core.testing._base import (
+    ConformanceBase,
+    ExchangeBinder,
+    NameFactory,
+    TransportFactory,
+)
 from zocalo_core.testing._helpers import Collector, needs, wait_for_log
 from zocalo_core.transport import Capability, Message, SubscriptionKind, Transport
 
@@ -336,3 +341,89 @@ class PriorityRules(ConformanceBase):
         transport.send(queue, "lowest", priority=0)
         transport.send(queue, "highest", priority=9)
         self.receive(collector, 2)
+
+
+@needs(Capability.EXCHANGES)
+class ExchangeRules(ConformanceBase):
+    def test_exch_routes_through_exchange(
+        self,
+        transport: Transport,
+        new_name: NameFactory,
+        bind_exchange: ExchangeBinder,
+    ) -> None:
+        """EXCH-1: a send through an exchange reaches the queues bound with its key,
+        not the queue named like the key."""
+        exchange, key, first, second = (
+            new_name("exchange"),
+            new_name("key"),
+            new_name(),
+            new_name(),
+        )
+        named_like_key = self.collect(transport, key)
+        collectors = [self.collect(transport, first), self.collect(transport, second)]
+        bind_exchange(exchange, key, first)
+        bind_exchange(exchange, key, second)
+        transport.send(key, {"n": 1}, headers={"step": 2}, exchange=exchange)
+        for collector, queue in zip(collectors, (first, second), strict=True):
+            (message,) = self.receive(collector)
+            assert message.body == {"n": 1}
+            assert message.headers["step"] == 2
+            assert message.destination == queue
+        named_like_key.assert_quiet(self.quiet_period, 0)
+        # No exchange, or "", is the queue itself.
+        transport.send(key, "direct", exchange="")
+        transport.send(key, "direct too", exchange=None)
+        assert [m.body for m in self.receive(named_like_key, 2)] == [
+            "direct",
+            "direct too",
+        ]
+
+    def test_exch_unroutable_raises(
+        self,
+        transport: Transport,
+        new_name: NameFactory,
+        bind_exchange: ExchangeBinder,
+    ) -> None:
+        """EXCH-2: through a missing exchange, or one that routes the key nowhere,
+        a send raises at the sender; the transport goes on working."""
+        exchange, key, queue = new_name("exchange"), new_name("key"), new_name()
+        collector = self.collect(transport, queue)
+        with pytest.raises(TransportError):
+            transport.send(key, "nowhere", exchange=new_name("exchange"))
+        bind_exchange(exchange, key, queue)
+        with pytest.raises(TransportError):
+            transport.send(new_name("key"), "unbound key", exchange=exchange)
+        transport.send(key, "routed", exchange=exchange)
+        assert [m.body for m in self.receive(collector)] == ["routed"]
+        collector.assert_quiet(self.quiet_period)
+
+    def test_exch_values(self, transport: Transport, new_name: NameFactory) -> None:
+        """EXCH-3: the exchange is None, "" or a valid name, and has no delay."""
+        key = new_name("key")
+        for bad in (" ", "a b", 5, "x" * 300):
+            with pytest.raises(TransportError):
+                transport.send(key, "x", exchange=bad)  # type: ignore[arg-type]
+        if self.has(Capability.DELAY):
+            with pytest.raises(MessageError):
+                transport.send(key, "x", exchange=new_name("exchange"), delay=1)
+
+    @needs(Capability.TRANSACTIONS)
+    def test_exch_in_transaction(
+        self,
+        transport: Transport,
+        new_name: NameFactory,
+        bind_exchange: ExchangeBinder,
+    ) -> None:
+        """EXCH-4: in a transaction a send through an exchange goes at the commit."""
+        exchange, key, queue = new_name("exchange"), new_name("key"), new_name()
+        collector = self.collect(transport, queue)
+        bind_exchange(exchange, key, queue)
+        aborted = transport.transaction_begin()
+        transport.send(key, "aborted", exchange=exchange, transaction=aborted)
+        transport.transaction_abort(aborted)
+        committed = transport.transaction_begin()
+        transport.send(key, "committed", exchange=exchange, transaction=committed)
+        collector.assert_quiet(self.quiet_period, 0)
+        transport.transaction_commit(committed)
+        assert [m.body for m in self.receive(collector)] == ["committed"]
+        collector.assert_quiet(self.quiet_period)

@@ -33,6 +33,7 @@ from zocalo_core.testing._delivery_rules import (
 from zocalo_core.testing._feature_rules import (
     BroadcastRules,
     DelayRules,
+    ExchangeRules,
     ExpirationRules,
     PriorityRules,
     TemporaryQueueRules,
@@ -48,6 +49,7 @@ __all__ = [
     "DeadLetterRules",
     "DelayRules",
     "DeliveryLimitRules",
+    "ExchangeRules",
     "ExpirationRules",
     "HeaderRules",
     "PrefetchRules",
@@ -77,6 +79,7 @@ class TransportConformance(
     DelayRules,
     ExpirationRules,
     PriorityRules,
+    ExchangeRules,
     TransactionRules,
 ):
     """Every rule of the protocol page; subclass it for a transport."""
