@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from zocalo_core import ConfigurationError
 from zocalo_transport_pika import PikaSettings, PikaTransport
+from zocalo_transport_pika._settings import _FIELDS, CONFIG_KEYS
 
 
 def parse(**values: object) -> PikaSettings:
@@ -110,6 +111,8 @@ def test_topology_settings() -> None:
     defaults = parse()
     assert (defaults.declare, defaults.queue_type) == (True, "quorum")
     assert defaults.single_active_consumer == frozenset()
+    assert defaults.delay_exchange is None
+    assert parse(delay_exchange="delayed").delay_exchange == "delayed"
 
 
 @pytest.mark.parametrize(
@@ -118,6 +121,9 @@ def test_topology_settings() -> None:
         ({"queue_type": "stream"}, "`queue_type` must be one of quorum, classic"),
         ({"declare": "no"}, "`declare` must be true or false"),
         ({"single_active_consumer": ["a", 3]}, "`single_active_consumer` must be"),
+        ({"delay_exchange": ""}, "`delay_exchange` must be an exchange name"),
+        ({"delay_exchange": "a b"}, "`delay_exchange` must be an exchange name"),
+        ({"delay_exchange": 3}, "`delay_exchange` must be an exchange name"),
     ],
 )
 def test_bad_topology_settings(values: dict[str, object], complaint: str) -> None:
@@ -135,3 +141,9 @@ def test_new_settings_survive_keyword_overrides() -> None:
     assert transport.settings.ca_certificate == "ca.pem"
     assert transport.settings.declare is False
     assert transport.settings.endpoints == (("localhost", 5671),)
+
+
+def test_every_setting_is_listed_for_the_site_file() -> None:
+    """`zocalo config` shows the keys the block knows; none may be missing."""
+    listed = {key.name for key in CONFIG_KEYS}
+    assert listed == set(_FIELDS)

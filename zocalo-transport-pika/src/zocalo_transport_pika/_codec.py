@@ -42,8 +42,12 @@ DELIVERY_COUNT_HEADER = "x-delivery-count"
 #: The lowest priority of the upper of the two levels (PRIO-1).
 HIGH_PRIORITY = 5
 
-# Names RabbitMQ interprets or adds itself; never mirrored, never shown as headers.
-_BROKER_NAMES = frozenset({"CC", "BCC", "x-death", DELIVERY_COUNT_HEADER})
+#: The header the delayed-message plugin reads the delay from, in ms.
+DELAY_HEADER = "x-delay"
+
+# Names RabbitMQ (or its delayed-message plugin) interprets or adds itself; never
+# mirrored, never shown as headers.
+_BROKER_NAMES = frozenset({"CC", "BCC", "x-death", DELIVERY_COUNT_HEADER, DELAY_HEADER})
 _BROKER_PREFIXES = ("x-first-death-", "x-last-death-", "x-zocalo-")
 # Properties and headers must fit in one AMQP frame (128 KiB by default) with room
 # for the other properties; the mirror is dropped first.
@@ -69,12 +73,13 @@ def encode_properties(
     persistent: bool,
     broker_ttl: bool,
     two_priority_levels: bool = False,
+    delay_header: bool = False,
     now: float | None = None,
 ) -> pika.BasicProperties:
     """The AMQP properties for `outgoing`, sent now (or at `now`, a time.time()).
 
-    The priority goes as it is (0 to 9): RabbitMQ's quorum queues from 4.0 on order
-    5-9 before 0-4 by themselves, and older ones ignore it. Classic queues are
+    The priority goes as it is (0 to 9): RabbitMQ's quorum queues from 4.0 on favour
+    5-9 over 0-4 (2:1, not strictly), and older ones ignore it. Classic queues are
     declared with two levels (`x-max-priority` 1), and `two_priority_levels` sends
     their level: 1 for 5-9, 0 for 0-4.
 
@@ -82,6 +87,8 @@ def encode_properties(
     only right for queues without a dead-letter exchange, which would otherwise
     dead-letter expired messages (and never for delayed ones, whose wait in a delay
     queue would then end early).
+
+    `delay_header` gives the delay, in whole ms, to the delayed-message plugin.
     """
     sent_at = time.time() if now is None else now
     headers: dict[str, Any] = {}
@@ -93,6 +100,8 @@ def encode_properties(
         headers[EXPIRES_HEADER] = int((sent_at + outgoing.expiration) * 1000)
         if broker_ttl and not outgoing.delay:
             expiration = str(max(1, math.ceil(outgoing.expiration * 1000)))
+    if delay_header:
+        headers[DELAY_HEADER] = delay_ms(outgoing.delay)
     return pika.BasicProperties(
         headers=headers or None,
         delivery_mode=2 if persistent else 1,
@@ -286,6 +295,12 @@ def _broker_death_error(broker_reason: str) -> str:
     return "a consumer rejected it without requeueing (basic.reject or basic.nack)"
 
 
+def delay_ms(delay: float) -> int:
+    """A delay in whole ms, rounded up: a message is never delivered early."""
+    # Less a hair: 2.007 s is 2007.0000000000002 ms in floats, which is still 2007.
+    return max(1, math.ceil(delay * 1000 - 1e-6))
+
+
 def delay_bucket_ms(delay: float) -> int:
     """The delay in ms that a message waits for, rounded up to a coarse grid.
 
@@ -293,7 +308,7 @@ def delay_bucket_ms(delay: float) -> int:
     10 ms steps up to 1 s, 100 ms steps up to 1 min, 1 s steps up to 1 h, then
     1 min steps. A message is never delivered before its delay.
     """
-    wanted = max(1, math.ceil(delay * 1000 - 1e-6))
+    wanted = delay_ms(delay)
     for limit, step in ((1_000, 10), (60_000, 100), (3_600_000, 1_000)):
         if wanted <= limit:
             return math.ceil(wanted / step) * step

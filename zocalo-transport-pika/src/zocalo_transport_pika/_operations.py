@@ -54,6 +54,8 @@ class Route:
     broker_ttl: bool
     #: Classic queues are declared with two priority levels (see `_codec`).
     two_priority_levels: bool = False
+    #: Through the delayed-message plugin, which reads the delay from a header.
+    delay_header: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +122,10 @@ def prepare_route(
             yield from session.ensure_topic(target)
     elif not is_temporary_name(target):
         yield from session.ensure_queue(target)
+    plugin = session.settings.delay_exchange
+    if outgoing.delay and plugin and not broadcast and not is_temporary_name(target):
+        yield from session.ensure_plugin_delay(target)
+        return Route(plugin, target, True, True, False, levels, delay_header=True)
     if outgoing.delay:
         delay_ms = delay_bucket_ms(outgoing.delay)
         exchange = yield from session.ensure_delay(delay_ms, for_topics=broadcast)
@@ -158,6 +164,7 @@ def _properties(
         persistent=route.persistent,
         broker_ttl=route.broker_ttl,
         two_priority_levels=route.two_priority_levels,
+        delay_header=route.delay_header,
         now=now,
     )
 

@@ -4,7 +4,9 @@ Used only on the I/O thread. Queues are declared on first use (QUEUE-2) as durab
 quorum queues (classic with `queue_type: classic`) whose broker-side delivery limit
 and dead-letter route mirror the transport's, each with its `dlq.<name>` queue; with
 `declare: false` they are only checked to exist. Topics are durable fanout exchanges.
-Delays are classic queues with a message TTL that dead-letter back to the target.
+Delays are classic queues with a message TTL that dead-letter back to the target, or,
+for a queue where the site names a `delay_exchange`, that exchange of the
+delayed-message plugin. Exchanges a site names are only checked, never declared.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def queue_arguments(
         # RabbitMQ counts returns: a limit of n - 1 allows n deliveries.
         arguments["x-delivery-limit"] = delivery_limit - 1
     else:
-        # Two levels, 0-4 and 5-9, as quorum queues have them from RabbitMQ 4.0.
+        # Two levels, 0-4 and 5-9 (PRIO-1), kept strictly.
         arguments["x-max-priority"] = 1
     if single_active_consumer:
         arguments["x-single-active-consumer"] = True
@@ -66,6 +68,11 @@ def queue_arguments(
         arguments["x-dead-letter-exchange"] = ""
         arguments["x-dead-letter-routing-key"] = dead_letters
     return arguments
+
+
+def _binding(exchange: str, destination: str) -> str:
+    """How a binding is remembered among the declared exchanges."""
+    return f"{exchange} -> {destination}"
 
 
 def _must_exist(
@@ -113,7 +120,12 @@ class Session:
         self._queues.discard(name)
         # `name` may be some queue's dead-letter queue; forgetting is rare.
         self._ready_queues.clear()
-        self._exchanges.discard(name)
+        # A queue declared again has lost its bindings too.
+        self._exchanges = {
+            known
+            for known in self._exchanges
+            if known != name and not known.endswith(_binding("", name))
+        }
         self._delays.clear()
 
     def declaring(self, label: str) -> Chain[ChannelHandle]:
@@ -206,11 +218,12 @@ class Session:
     def knows_exchange(self, exchange: str) -> bool:
         return exchange in self._exchanges
 
-    def ensure_exchange(self, exchange: str) -> Chain[None]:
+    def ensure_exchange(self, exchange: str, *, missing: str = "") -> Chain[None]:
         """Check that the site's `exchange` exists; it is never declared here.
 
         Publishing to a missing exchange would close the shared publish channel, and
-        with it the confirms other senders wait for.
+        with it the confirms other senders wait for. `missing` is the error's text
+        when it does not exist.
         """
         if exchange in self._exchanges:
             return
@@ -220,10 +233,42 @@ class Session:
             lambda done: handle.channel.exchange_declare(
                 exchange, passive=True, callback=done
             ),
-            f"RabbitMQ has no exchange {exchange!r} in the virtual host "
+            missing
+            or f"RabbitMQ has no exchange {exchange!r} in the virtual host "
             f"{self.settings.vhost!r}; nothing was sent through it",
         )
         self._exchanges.add(exchange)
+        handle.close_soon()
+
+    def ensure_plugin_delay(self, queue: str) -> Chain[None]:
+        """Make the site's delayed-message exchange ready to route to `queue`.
+
+        The exchange belongs to the site (its type, `x-delayed-message`, exists only
+        with the plugin), so it is only checked. Unless the topology is managed
+        elsewhere, `queue` is bound to it under its own name, once per session.
+        """
+        exchange = self.settings.delay_exchange
+        assert exchange is not None
+        yield from self.ensure_exchange(
+            exchange,
+            missing=(
+                f"RabbitMQ has no exchange {exchange!r} (the `delay_exchange` "
+                f"setting) in the virtual host {self.settings.vhost!r}, so the "
+                "delayed message was not sent. The site declares it, of type "
+                "x-delayed-message, which needs the rabbitmq_delayed_message_exchange "
+                "plugin; without `delay_exchange` the transport uses delay queues"
+            ),
+        )
+        binding = _binding(exchange, queue)
+        if not self.settings.declare or binding in self._exchanges:
+            return
+        handle = yield from self.declaring(binding)
+        yield handle.call(
+            lambda done: handle.channel.queue_bind(
+                queue, exchange, routing_key=queue, callback=done
+            )
+        )
+        self._exchanges.add(binding)
         handle.close_soon()
 
     def ensure_topic(self, topic: str) -> Chain[None]:
@@ -252,7 +297,7 @@ class Session:
     def ensure_delayed_topic(self, topic: str) -> Chain[None]:
         """Bind `topic` to the exchange its delayed broadcasts arrive through."""
         yield from self.ensure_topic(topic)
-        key = f"{TOPICS_EXCHANGE} -> {topic}"
+        key = _binding(TOPICS_EXCHANGE, topic)
         if key in self._exchanges:
             return
         handle = yield from self.declaring(key)

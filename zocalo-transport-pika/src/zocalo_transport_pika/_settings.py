@@ -14,8 +14,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from zocalo_core import ConfigKey, ConfigurationError
-from zocalo_core.transport import DEFAULT_DELIVERY_LIMIT
+from zocalo_core import ConfigKey, ConfigurationError, TransportError
+from zocalo_core.transport import DEFAULT_DELIVERY_LIMIT, check_name
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class PikaSettings:
     queue_type: str = "quorum"
     single_active_consumer: frozenset[str] = frozenset()
     cancelled_consumer_timeout: float = 60.0
+    #: The site's exchange of the delayed-message plugin; None: delay queues.
+    delay_exchange: str | None = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], origin: str) -> PikaSettings:
@@ -117,6 +119,14 @@ def _queue_names(value: Any, what: str) -> frozenset[str]:
     return frozenset(queue.strip() for queue in queues)
 
 
+def _exchange_name(value: Any, what: str) -> str:
+    try:
+        return check_name(value, "exchange")
+    except TransportError:
+        problem = f"{what} must be an exchange name: a non-empty string without spaces"
+        raise ConfigurationError(problem) from None
+
+
 def _seconds(value: Any, what: str) -> float:
     if (
         isinstance(value, bool)
@@ -153,6 +163,7 @@ _FIELDS: dict[str, Any] = {
     "queue_type": _queue_type,
     "single_active_consumer": _queue_names,
     "cancelled_consumer_timeout": _seconds,
+    "delay_exchange": _exchange_name,
 }
 
 _TLS_ONLY = ("ca_certificate", "client_certificate", "client_key", "server_name")
@@ -272,4 +283,21 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "server_name", (str,), summary="name the server certificate must have (host)"
     ),
     ConfigKey("verify", (bool,), summary="check the server certificate (default true)"),
+    ConfigKey("declare", (bool,), summary="false: only check that queues exist"),
+    ConfigKey("queue_type", (str,), summary="quorum (default) or classic"),
+    ConfigKey(
+        "single_active_consumer",
+        (str, list),
+        summary="queues declared for a single active consumer",
+    ),
+    ConfigKey(
+        "cancelled_consumer_timeout",
+        (int, float),
+        summary="s to resubscribe to a queue RabbitMQ cancelled",
+    ),
+    ConfigKey(
+        "delay_exchange",
+        (str,),
+        summary="the site's delayed-message plugin exchange (default: delay queues)",
+    ),
 )
