@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -161,3 +162,25 @@ def raw() -> Iterator[Any]:
     connection = pika.BlockingConnection(parameters)
     yield connection
     connection.close()
+
+
+#: `get(queue, timeout=5.0)`: (method, properties, body) of the next message.
+RawGet = Callable[..., tuple[Any, Any, bytes]]
+
+
+@pytest.fixture
+def raw_get(raw: Any) -> RawGet:
+    """Take the next message of a queue through plain pika, as another client sees
+    it (waiting up to `timeout` s for one): `(method, properties, body)`."""
+    channel = raw.channel()
+
+    def get(queue: str, timeout: float = 5.0) -> tuple[Any, Any, bytes]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                return method, properties, body
+            time.sleep(0.02)
+        pytest.fail(f"no message on {queue!r} within {timeout} s")
+
+    return get

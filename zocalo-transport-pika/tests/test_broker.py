@@ -21,6 +21,7 @@ pytestmark = pytest.mark.broker
 
 Names = Callable[[str], str]
 Connect = Callable[..., PikaTransport]
+RawGet = Callable[..., tuple[Any, Any, bytes]]
 
 TYPED_HEADERS: dict[str, Any] = {
     "flag": True,
@@ -41,22 +42,9 @@ def raw_channel() -> tuple[Any, Any]:
     return connection, connection.channel()
 
 
-def raw_get(queue: str, timeout: float = 5.0) -> tuple[Any, bytes]:
-    """One message from `queue` through plain pika, as another client sees it."""
-    connection, channel = raw_channel()
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            method, properties, body = channel.basic_get(queue, auto_ack=True)
-            if method is not None:
-                return properties, body
-            time.sleep(0.05)
-        pytest.fail(f"no message on {queue!r} within {timeout} s")
-    finally:
-        connection.close()
-
-
-def test_headers_keep_their_types(connected: Connect, names: Names) -> None:
+def test_headers_keep_their_types(
+    connected: Connect, names: Names, raw_get: RawGet
+) -> None:
     """HEAD-1 over AMQP: floats, None, nesting survive; other clients see a mirror."""
     transport = connected()
     queue = names("headers")
@@ -69,7 +57,7 @@ def test_headers_keep_their_types(connected: Connect, names: Names) -> None:
         assert type(message.headers[name]) is type(value)
     other = names("headers-seen-natively")
     transport.send(other, "x", headers=TYPED_HEADERS)
-    properties, _ = raw_get(other)
+    _, properties, _ = raw_get(other)
     assert properties.headers["workflows-recipe"] is True
     assert properties.headers["count"] == -(2**40)
     assert "ratio" not in properties.headers
@@ -253,7 +241,7 @@ def test_disconnect_ends_the_threads(connected: Connect, names: Names) -> None:
 
 
 def test_queue_and_topic_deleted_behind_its_back(
-    connected: Connect, names: Names
+    connected: Connect, names: Names, raw_get: RawGet
 ) -> None:
     """A queue or topic deleted since it was declared is declared again on use."""
     transport = connected()
@@ -271,7 +259,7 @@ def test_queue_and_topic_deleted_behind_its_back(
     transport.send(queue, "second")
     transport.broadcast(topic, "second")
     assert collector.wait_for(1, 5)[0].body == "second"
-    _, body = raw_get(queue)
+    _, _, body = raw_get(queue)
     assert body == b'"second"'
 
 

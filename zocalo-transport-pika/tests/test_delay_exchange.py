@@ -26,124 +26,110 @@ pytestmark = pytest.mark.broker
 
 Names = Callable[[str], str]
 Connect = Callable[..., PikaTransport]
+RawGet = Callable[..., tuple[Any, Any, bytes]]
 
 
-def stand_in_exchange(raw: Any, name: str) -> None:
-    """What a site with the plugin has under `name`; here a direct exchange."""
+@pytest.fixture
+def site_exchange(names: Names, raw: Any) -> str:
+    """What a site with the plugin has under this name; here a direct exchange."""
+    name = names("delayed")
     raw.channel().exchange_declare(name, exchange_type="direct")
+    return name
 
 
-def take_raw(raw: Any, queue: str) -> tuple[Any, Any]:
-    """The next message of `queue` as RabbitMQ has it: (method, properties)."""
-    channel = raw.channel()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        method, properties, _ = channel.basic_get(queue, auto_ack=True)
-        if method is not None:
-            return method, properties
-        time.sleep(0.02)
-    pytest.fail(f"nothing arrived in {queue!r}")
+@pytest.fixture
+def target(names: Names) -> str:
+    return names("target")
 
 
 def test_a_missing_delay_exchange_says_what_it_needs(
-    connected: Connect, names: Names
+    connected: Connect, names: Names, target: str
 ) -> None:
-    site_exchange, queue = names("delayed"), names("target")
-    transport = connected(delay_exchange=site_exchange)
+    missing = names("delayed")
+    transport = connected(delay_exchange=missing)
     collector = Collector(transport, ack=True)
-    transport.subscribe(queue, collector)
+    transport.subscribe(target, collector)
     with pytest.raises(TransportError) as refused:
-        transport.send(queue, "later", delay=1)
+        transport.send(target, "later", delay=1)
     text = str(refused.value)
-    assert repr(site_exchange) in text
+    assert repr(missing) in text
     assert "rabbitmq_delayed_message_exchange" in text
     assert "x-delayed-message" in text
-    transport.send(queue, "now")
+    transport.send(target, "now")
     assert [m.body for m in collector.wait_for(1, 5)] == ["now"]
     collector.assert_quiet(0.3)
 
 
 def test_delays_travel_in_ms_through_the_site_exchange(
-    connected: Connect, names: Names, raw: Any
+    connected: Connect, site_exchange: str, target: str, raw_get: RawGet
 ) -> None:
-    site_exchange, queue = names("delayed"), names("target")
-    stand_in_exchange(raw, site_exchange)
     transport = connected(delay_exchange=site_exchange)
     for delay, expected_ms in ((1.5, 1500), (0.25, 250), (2.007, 2007), (0.0001, 1)):
-        transport.send(queue, {"delay": delay}, headers={"step": 1}, delay=delay)
-        method, properties = take_raw(raw, queue)
+        transport.send(target, {"delay": delay}, headers={"step": 1}, delay=delay)
+        method, properties, _ = raw_get(target)
         assert method.exchange == site_exchange
-        assert method.routing_key == queue
+        assert method.routing_key == target
         assert properties.headers["x-delay"] == expected_ms
         assert properties.delivery_mode == 2
-    # Not through the plugin: no delay, and a delay of 0.
-    transport.send(queue, "at once", delay=0)
-    method, properties = take_raw(raw, queue)
+    # Not through the plugin: a delay of 0 is no delay.
+    transport.send(target, "at once", delay=0)
+    method, properties, _ = raw_get(target)
     assert method.exchange == ""
     assert "x-delay" not in (properties.headers or {})
 
 
 def test_the_handler_sees_no_plugin_header(
-    connected: Connect, names: Names, raw: Any
+    connected: Connect, site_exchange: str, target: str, raw: Any
 ) -> None:
-    site_exchange, queue = names("delayed"), names("target")
-    stand_in_exchange(raw, site_exchange)
     transport = connected(delay_exchange=site_exchange)
     collector = Collector(transport, ack=True)
-    transport.subscribe(queue, collector)
-    transport.send(queue, "ours", headers={"a": 1}, delay=0.5)
+    transport.subscribe(target, collector)
+    transport.send(target, "ours", headers={"a": 1}, delay=0.5)
     (ours,) = collector.wait_for(1, 5)
     assert dict(ours.headers) == {"a": 1}
     # Another client's message with the plugin's header: still not an app header.
+    theirs_properties = pika.BasicProperties(headers={"x-delay": 100, "b": 2})
     raw.channel().basic_publish(
-        site_exchange,
-        queue,
-        b'"theirs"',
-        properties=pika.BasicProperties(headers={"x-delay": 100, "b": 2}),
+        site_exchange, target, b'"theirs"', properties=theirs_properties
     )
     theirs = collector.wait_for(2, 5)[1]
     assert dict(theirs.headers) == {"b": 2}
 
 
 def test_delayed_sends_in_a_transaction_go_through_the_site_exchange(
-    connected: Connect, names: Names, raw: Any
+    connected: Connect, site_exchange: str, target: str, raw_get: RawGet
 ) -> None:
-    site_exchange, queue = names("delayed"), names("target")
-    stand_in_exchange(raw, site_exchange)
     transport = connected(delay_exchange=site_exchange)
     with transport.transaction() as transaction:
-        transport.send(queue, "committed", delay=0.75, transaction=transaction)
-    method, properties = take_raw(raw, queue)
+        transport.send(target, "committed", delay=0.75, transaction=transaction)
+    method, properties, _ = raw_get(target)
     assert method.exchange == site_exchange
     assert properties.headers["x-delay"] == 750
 
 
 def test_a_managed_topology_is_used_as_the_site_bound_it(
-    connected: Connect, names: Names, raw: Any
+    connected: Connect, site_exchange: str, target: str, raw: Any, raw_get: RawGet
 ) -> None:
     """With `declare: false` the transport binds nothing: the site's binding is used."""
-    site_exchange, queue = names("delayed"), names("managed")
     channel = raw.channel()
-    for name in (queue, dead_letter_queue(queue)):
+    for name in (target, dead_letter_queue(target)):
         channel.queue_declare(name, durable=True)
-    stand_in_exchange(raw, site_exchange)
-    channel.queue_bind(queue, site_exchange, routing_key="site-chosen-key")
+    channel.queue_bind(target, site_exchange, routing_key="site-chosen-key")
     transport = connected(declare=False, delay_exchange=site_exchange)
     with pytest.raises(TransportError, match="could not route"):
         # The transport made no binding under the queue's own name.
-        transport.send(queue, "unbound", delay=0.5)
-    channel.queue_bind(queue, site_exchange, routing_key=queue)
-    transport.send(queue, "bound by the site", delay=0.5)
-    method, properties = take_raw(raw, queue)
+        transport.send(target, "unbound", delay=0.5)
+    channel.queue_bind(target, site_exchange, routing_key=target)
+    transport.send(target, "bound by the site", delay=0.5)
+    method, properties, _ = raw_get(target)
     assert (method.exchange, properties.headers["x-delay"]) == (site_exchange, 500)
 
 
 def test_broadcasts_and_temporary_queues_keep_the_delay_queues(
-    connected: Connect, names: Names, raw: Any
+    connected: Connect, names: Names, site_exchange: str
 ) -> None:
     """The stand-in routes at once, so a message that waits did not go through it."""
-    site_exchange, topic = names("delayed"), names("topic")
-    stand_in_exchange(raw, site_exchange)
+    topic = names("topic")
     transport = connected(delay_exchange=site_exchange)
     on_topic, on_temporary = Collector(), Collector(transport, ack=True)
     transport.subscribe_broadcast(topic, on_topic)
