@@ -102,3 +102,13 @@ def test_a_recipe_node_with_an_exchange_sends_through_it(routed: Routed) -> None
     assert message.body["payload"] == {"images": 3}
     assert message.body["recipe-pointer"] == 1
     assert message.destination == queue
+
+
+def test_a_key_named_like_a_temporary_queue_is_no_excuse(
+    routed: Routed, names: Names
+) -> None:
+    """A reply to a temporary queue that has gone is dropped with a WARNING (TEMP-2);
+    a key that only looks like one, through an exchange, is still an error."""
+    transport, exchange, _, _, _ = routed
+    with pytest.raises(TransportError, match="could not route"):
+        transport.send(f"transient.{names('key')}", "x", exchange=exchange)

@@ -189,8 +189,7 @@ def publish_chain(
             continue
         if returned is None:
             return None
-        final = last_try or bool(outgoing.exchange)
-        if final or is_temporary_name(outgoing.destination):
+        if last_try or outgoing.exchange or is_temporary_name(outgoing.destination):
             return Unroutable.of(outgoing, str(returned), broadcast)
         session.forget(outgoing.destination)
     return None

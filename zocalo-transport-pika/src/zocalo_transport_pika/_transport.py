@@ -218,7 +218,8 @@ class PikaTransport(Transport):
     def _report_unroutable(self, unroutable: list[Unroutable], committed: bool) -> None:
         lost = []
         for item in unroutable:
-            if is_temporary_name(item.destination):
+            # Through an exchange, the key is not a queue that may have gone.
+            if is_temporary_name(item.destination) and not item.exchange:
                 logger.warning(
                     "Dropped a message to %r: that temporary queue no longer exists "
                     "(RabbitMQ: %s)",
