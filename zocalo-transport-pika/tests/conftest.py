@@ -6,8 +6,10 @@ never skipped. Tests use names no other test uses, and delete what they made.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -184,3 +186,37 @@ def raw_get(raw: Any) -> RawGet:
         pytest.fail(f"no message on {queue!r} within {timeout} s")
 
     return get
+
+
+class PlainSender:
+    """Sends the numbers 0 to `count - 1` to `queue` from a thread of its own while
+    a test does something else; `failures` holds what the sends raised."""
+
+    def __init__(self, transport: PikaTransport, queue: str, count: int) -> None:
+        self.failures: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._run, args=(transport, queue, count)
+        )
+
+    def _run(self, transport: PikaTransport, queue: str, count: int) -> None:
+        for number in range(count):
+            try:
+                transport.send(queue, number)
+            except BaseException as exc:
+                self.failures.append(exc)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        self._thread.start()
+        try:
+            yield
+        finally:
+            self._thread.join(30)
+        assert not self._thread.is_alive(), "the sender did not finish in 30 s"
+
+
+@pytest.fixture
+def plain_sender() -> type[PlainSender]:
+    """`plain_sender(transport, queue, count)`, a `PlainSender`; `with
+    sender.running():` sends while the block runs and waits for the rest after."""
+    return PlainSender

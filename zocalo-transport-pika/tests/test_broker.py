@@ -12,7 +12,7 @@ import pika
 import pytest
 from zocalo_core import MessageError, TransportError
 from zocalo_core.testing import Collector
-from zocalo_core.transport import Message
+from zocalo_core.transport import Message, dead_letter_queue
 from zocalo_transport_pika import PikaTransport
 from zocalo_transport_pika._loop import Chain
 from zocalo_transport_pika._session import Session
@@ -261,6 +261,26 @@ def test_queue_and_topic_deleted_behind_its_back(
     assert collector.wait_for(1, 5)[0].body == "second"
     _, _, body = raw_get(queue)
     assert body == b'"second"'
+
+
+def test_a_queue_deleted_with_its_dead_letter_queue_gets_both_back(
+    connected: Connect, names: Names, raw: Any
+) -> None:
+    transport = connected()
+    queue = names("deleted-with-dlq")
+    transport.send(queue, "first")
+    channel = raw.channel()
+    channel.queue_delete(queue)
+    channel.queue_delete(dead_letter_queue(queue))
+    collector = Collector(transport)
+    transport.send(queue, "second")
+    transport.subscribe(queue, collector)
+    (message,) = collector.wait_for(1, 5)
+    transport.reject(message, "a dead letter needs its queue")
+    dead_letters = Collector(transport, ack=True)
+    transport.subscribe(dead_letter_queue(queue), dead_letters, decode=False)
+    (letter,) = dead_letters.wait_for(1, 5)
+    assert letter.raw == b'"second"'
 
 
 def test_oversized_headers_refused_at_send(connected: Connect, names: Names) -> None:

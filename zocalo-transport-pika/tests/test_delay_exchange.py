@@ -11,6 +11,7 @@ the plugin's half, is not tested here.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,8 +20,9 @@ import pika
 import pytest
 from zocalo_core import TransportError
 from zocalo_core.testing import Collector
-from zocalo_core.transport import dead_letter_queue
+from zocalo_core.transport import Message, dead_letter_queue
 from zocalo_transport_pika import PikaTransport
+from zocalo_transport_pika._codec import delay_bucket_ms
 
 pytestmark = pytest.mark.broker
 
@@ -145,3 +147,71 @@ def test_broadcasts_and_temporary_queues_keep_the_delay_queues(
         send()
         collector.wait_for(1, 5)
         assert time.monotonic() - sent_at >= 0.6 - 0.05
+
+
+def test_a_site_exchange_deleted_after_use_is_checked_again(
+    connected: Connect,
+    site_exchange: str,
+    target: str,
+    names: Names,
+    raw: Any,
+    plain_sender: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After a publish finds it gone, the exchange is checked before every use: the
+    error names the plugin, and a consumer committing such sends keeps its channel.
+    Sends to other queues never notice."""
+    channel = raw.channel()
+    inputs, plain = names("input"), names("plain")
+    for name in (target, inputs, plain):
+        for queue in (name, dead_letter_queue(name)):
+            channel.queue_declare(queue, durable=True)
+    channel.queue_bind(target, site_exchange, routing_key=target)
+    transport = connected(declare=False, delay_exchange=site_exchange)
+    taken = Collector(transport)
+    subscription = transport.subscribe(inputs, taken)
+
+    def commit_delayed_send(message: Message) -> None:
+        transaction = transport.transaction_begin(subscription)
+        transport.send(target, "later", delay=0.5, transaction=transaction)
+        transport.ack(message, transaction=transaction)
+        transport.transaction_commit(transaction)
+
+    transport.send(inputs, 0)
+    commit_delayed_send(taken.wait_for(1, 5)[0])
+    channel.exchange_delete(site_exchange)
+    sender = plain_sender(transport, plain, 200)
+    with caplog.at_level(logging.WARNING, "zocalo_transport_pika"), sender.running():
+        transport.send(inputs, 1)
+        with pytest.raises(TransportError, match="404"):
+            # The commit's burst reached RabbitMQ, which closed the channel.
+            commit_delayed_send(taken.wait_for(2, 5)[1])
+        again = taken.wait_for(3, 10)[2]
+        assert (again.body, again.redelivered) == (1, True)
+        with pytest.raises(TransportError, match="rabbitmq_delayed_message_exchange"):
+            commit_delayed_send(again)
+        transport.ack(again)
+        with pytest.raises(TransportError, match="rabbitmq_delayed_message_exchange"):
+            transport.send(target, "later", delay=0.5)
+    assert sender.failures == []
+    assert not [r for r in caplog.records if "not restarted" in r.getMessage()]
+    taken.assert_quiet(0.5)
+
+
+def test_delays_beyond_the_plugins_longest_use_the_delay_queues(
+    connected: Connect, site_exchange: str, target: str, raw: Any, raw_get: RawGet
+) -> None:
+    """The plugin's x-delay is 32 bits of ms (49.7 days); longer waits in a queue."""
+    transport = connected(delay_exchange=site_exchange)
+    sixty_days = 60 * 86_400.0
+    delay_queue = f"zocalo.delay.{delay_bucket_ms(sixty_days)}"
+    try:
+        transport.send(target, "much later", delay=sixty_days)
+        transport.send(target, "sooner", delay=49 * 86_400.0)
+        method, properties, _ = raw_get(target)
+        assert method.exchange == site_exchange
+        assert properties.headers["x-delay"] == 49 * 86_400_000
+        waiting = raw.channel().queue_declare(delay_queue, passive=True)
+        assert waiting.method.message_count == 1
+    finally:
+        raw.channel().queue_delete(delay_queue)

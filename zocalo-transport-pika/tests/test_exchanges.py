@@ -4,15 +4,15 @@ recipe node's `exchange` on the real broker."""
 
 from __future__ import annotations
 
+import json
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from zocalo_core import RecipeWrapper, TransportError
 from zocalo_core.testing import Collector
-from zocalo_core.transport import ConnectionState
+from zocalo_core.transport import DEATHS_HEADER, ConnectionState, dead_letter_queue
 from zocalo_transport_pika import PikaTransport
 
 pytestmark = pytest.mark.broker
@@ -25,7 +25,10 @@ Routed = tuple[PikaTransport, str, str, str, Collector]
 
 
 def test_a_missing_exchange_fails_its_send_and_no_other(
-    connected: Connect, names: Names, caplog: pytest.LogCaptureFixture
+    connected: Connect,
+    names: Names,
+    plain_sender: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A publish to a missing exchange would close the shared publish channel; the
     exchange is checked first, so sends in flight on other threads are not hurt."""
@@ -33,25 +36,13 @@ def test_a_missing_exchange_fails_its_send_and_no_other(
     queue, missing = names("plain"), names("missing-exchange")
     collector = Collector(transport, ack=True)
     transport.subscribe(queue, collector)
-    failures: list[BaseException] = []
-
-    def keep_sending() -> None:
-        try:
-            for number in range(200):
-                transport.send(queue, number)
-        except BaseException as exc:
-            failures.append(exc)
-
-    sender = threading.Thread(target=keep_sending)
-    with caplog.at_level(logging.WARNING, "zocalo_transport_pika"):
-        sender.start()
+    sender = plain_sender(transport, queue, 200)
+    with caplog.at_level(logging.WARNING, "zocalo_transport_pika"), sender.running():
         for _ in range(5):
             with pytest.raises(TransportError, match="no exchange") as refused:
                 transport.send("some.key", "lost?", exchange=missing)
             assert repr(missing) in str(refused.value)
-        sender.join(30)
-    assert not sender.is_alive()
-    assert failures == []
+    assert sender.failures == []
     assert sorted(m.body for m in collector.wait_for(200, 10)) == list(range(200))
     assert transport.state is ConnectionState.CONNECTED
     assert not [r for r in caplog.records if "reconnect" in r.getMessage().lower()]
@@ -112,3 +103,67 @@ def test_a_key_named_like_a_temporary_queue_is_no_excuse(
     transport, exchange, _, _, _ = routed
     with pytest.raises(TransportError, match="could not route"):
         transport.send(f"transient.{names('key')}", "x", exchange=exchange)
+
+
+def test_an_exchange_that_refuses_publishes_hurts_no_other_send(
+    connected: Connect, names: Names, raw: Any, plain_sender: Any
+) -> None:
+    """An internal exchange exists but refuses publishes (403): the send raises, the
+    next ones fail before reaching RabbitMQ, and plain sends never notice."""
+    transport = connected()
+    internal, queue = names("internal-exchange"), names("plain")
+    raw.channel().exchange_declare(internal, exchange_type="direct", internal=True)
+    collector = Collector(transport, ack=True)
+    transport.subscribe(queue, collector)
+    sender = plain_sender(transport, queue, 300)
+    with sender.running():
+        with pytest.raises(TransportError, match="internal exchange"):
+            transport.send("some.key", "refused", exchange=internal)
+        for _ in range(5):
+            with pytest.raises(TransportError, match="refused a publish"):
+                transport.send("some.key", "refused again", exchange=internal)
+    assert sender.failures == []
+    assert sorted(m.body for m in collector.wait_for(300, 10)) == list(range(300))
+
+
+def test_a_committed_send_routed_nowhere_is_kept_as_a_dead_letter(
+    routed: Routed, names: Names
+) -> None:
+    """RabbitMQ tells only at the commit that a send went nowhere, when the ack and
+    the other sends have taken effect: the message goes to dlq.<key>, not lost."""
+    transport, exchange, _, _, collector = routed
+    inputs, others = names("input"), names("other-output")
+    unbound = names("unbound-key")
+    taken = Collector(transport)
+    subscription = transport.subscribe(inputs, taken)
+    kept = Collector(transport, ack=True)
+    transport.subscribe(dead_letter_queue(unbound), kept, decode=False)
+    other = Collector(transport, ack=True)
+    transport.subscribe(others, other)
+    transport.send(inputs, {"image": 1})
+    (message,) = taken.wait_for(1, 5)
+    transaction = transport.transaction_begin(subscription)
+    transport.send(
+        unbound,
+        {"result": 1},
+        headers={"h": 1},
+        exchange=exchange,
+        transaction=transaction,
+    )
+    transport.send(others, "other output", transaction=transaction)
+    transport.ack(message, transaction=transaction)
+    with pytest.raises(TransportError) as refused:
+        transport.transaction_commit(transaction)
+    text = str(refused.value)
+    assert "the transaction was committed" in text
+    assert dead_letter_queue(unbound) in text
+    (letter,) = kept.wait_for(1, 5)
+    assert json.loads(letter.raw) == {"result": 1}
+    assert letter.headers["h"] == 1
+    (death,) = letter.headers[DEATHS_HEADER]
+    assert death["reason"] == "unroutable"
+    assert (death["queue"], death["exchange"]) == (unbound, exchange)
+    assert death["attempts"] == 0
+    assert [m.body for m in other.wait_for(1, 5)] == ["other output"]
+    taken.assert_quiet(0.5, 1)
+    collector.assert_quiet(0.1, 0)

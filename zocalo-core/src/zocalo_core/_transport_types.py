@@ -87,6 +87,8 @@ class DeathReason(str, enum.Enum):
     REJECTED = "rejected"
     DELIVERY_LIMIT = "delivery-limit"
     UNDECODABLE = "undecodable"
+    #: Sent in a transaction that committed, then found to reach no queue.
+    UNROUTABLE = "unroutable"
 
 
 class _Settled(enum.Enum):
@@ -126,7 +128,8 @@ def decode_body(raw: bytes) -> Any:
 def check_name(name: object, what: str) -> str:
     """`name` if it is a valid queue or topic name (QUEUE-5), else `TransportError`."""
     if not isinstance(name, str) or not name:
-        problem = f"a {what} name must be a non-empty string, not {name!r}"
+        article = "an" if what[:1] in "aeiou" else "a"
+        problem = f"{article} {what} name must be a non-empty string, not {name!r}"
     elif len(name.encode("utf-8")) > MAX_NAME_BYTES:
         problem = f"the {what} name {name[:40]!r}... is over {MAX_NAME_BYTES} bytes"
     # The one whitespace character `isprintable` lets through is the space.
@@ -200,8 +203,12 @@ def add_death(
     error: str,
     attempts: int,
     when: datetime.datetime | None = None,
+    exchange: str = "",
 ) -> dict[str, Any]:
-    """A copy of `headers` with one more entry in `x-zocalo-deaths`, the newest last."""
+    """A copy of `headers` with one more entry in `x-zocalo-deaths`, the newest last.
+
+    `exchange` is the exchange a message was sent through (EXCH-1), if any.
+    """
     when = when or datetime.datetime.now(datetime.timezone.utc)
     entry = {
         "queue": queue,
@@ -210,6 +217,8 @@ def add_death(
         "attempts": attempts,
         "time": when.astimezone(datetime.timezone.utc).isoformat(),
     }
+    if exchange:
+        entry["exchange"] = exchange
     updated = dict(headers)
     history = updated.get(DEATHS_HEADER)
     updated[DEATHS_HEADER] = [*history, entry] if isinstance(history, list) else [entry]

@@ -171,7 +171,8 @@ def test_an_exchange_is_a_name_and_has_no_delay() -> None:
         {
             "1": {"queue": "a", "exchange": "", "output": [2, 3]},
             "2": {"queue": "b", "exchange": "site", "transport-delay": 2},
-            "3": {"queue": "c", "exchange": "site", "transport-delay": 0},
+            "3": {"queue": "c", "exchange": "site", "transport-delay": 0, "output": 4},
+            "4": {"topic": "d", "exchange": "site"},
             "start": [[1, {}]],
         }
     )
@@ -180,6 +181,7 @@ def test_an_exchange_is_a_name_and_has_no_delay() -> None:
         "node 1: 'exchange' must be a non-empty string, got ''",
         "node 2: 'exchange' and a 'transport-delay' above 0 cannot go together: a "
         "delayed message is not sent through an exchange",
+        "node 4: 'exchange' routes a node's queue messages, and this node has no queue",
     ]
 
 

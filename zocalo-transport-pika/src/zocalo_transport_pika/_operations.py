@@ -29,6 +29,7 @@ from zocalo_core.transport import (
 from zocalo_transport_pika._channel import ChannelHandle, Mode
 from zocalo_transport_pika._codec import (
     delay_bucket_ms,
+    delay_ms,
     encode_properties,
     new_message_id,
 )
@@ -39,7 +40,13 @@ from zocalo_transport_pika._session import Session, is_temporary_name, name_fits
 logger = logging.getLogger(__name__)
 
 PUBLISH_CHANNEL = "publish"
+#: Sends through exchanges the site owns go on a channel of their own: a publish
+#: RabbitMQ refuses there (a deleted or internal exchange) closes only that channel.
+SITE_EXCHANGE_CHANNEL = "publish through site exchanges"
 NOT_FOUND = 404
+ACCESS_REFUSED = 403
+#: The longest delay the delayed-message plugin holds (its x-delay is 32 bits).
+_PLUGIN_MAX_DELAY_MS = 2**32 - 1
 TRANSACTION_CHANNEL = "send-only transactions"
 
 
@@ -56,6 +63,14 @@ class Route:
     two_priority_levels: bool = False
     #: Through the delayed-message plugin, which reads the delay from a header.
     delay_header: bool = False
+    #: Through an exchange the send named (EXCH-1).
+    named_exchange: bool = False
+
+    @property
+    def channel_label(self) -> str:
+        """The shared confirm channel this route publishes on."""
+        site_owned = self.delay_header or self.named_exchange
+        return SITE_EXCHANGE_CHANNEL if site_owned else PUBLISH_CHANNEL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,10 +109,12 @@ class Unroutable:
     broadcast: bool
     #: The exchange it went through, "" for none or a topic's own.
     exchange: str = ""
+    #: The message itself, to keep it in a dead-letter queue.
+    outgoing: OutgoingMessage | None = None
 
     @classmethod
     def of(cls, outgoing: OutgoingMessage, reason: str, broadcast: bool) -> Unroutable:
-        return cls(outgoing.destination, reason, broadcast, outgoing.exchange)
+        return cls(outgoing.destination, reason, broadcast, outgoing.exchange, outgoing)
 
     def describe(self) -> str:
         if self.exchange:
@@ -114,7 +131,9 @@ def prepare_route(
     if outgoing.exchange:
         # Where it goes is the exchange's business (EXCH-1); it must exist.
         yield from session.ensure_exchange(outgoing.exchange)
-        return Route(outgoing.exchange, target, True, True, False, levels)
+        return Route(
+            outgoing.exchange, target, True, True, False, levels, named_exchange=True
+        )
     if broadcast:
         if outgoing.delay:
             yield from session.ensure_delayed_topic(target)
@@ -123,16 +142,30 @@ def prepare_route(
     elif not is_temporary_name(target):
         yield from session.ensure_queue(target)
     plugin = session.settings.delay_exchange
-    if outgoing.delay and plugin and not broadcast and not is_temporary_name(target):
+    if plugin and _plugin_can_delay(outgoing, broadcast):
         yield from session.ensure_plugin_delay(target)
         return Route(plugin, target, True, True, False, levels, delay_header=True)
     if outgoing.delay:
-        delay_ms = delay_bucket_ms(outgoing.delay)
-        exchange = yield from session.ensure_delay(delay_ms, for_topics=broadcast)
+        bucket_ms = delay_bucket_ms(outgoing.delay)
+        exchange = yield from session.ensure_delay(bucket_ms, for_topics=broadcast)
         return Route(exchange, target, True, not broadcast, False, levels)
     if broadcast:
         return Route(target, "", False, False, True)
     return Route("", target, True, True, is_temporary_name(target), levels)
+
+
+def _plugin_can_delay(outgoing: OutgoingMessage, broadcast: bool) -> bool:
+    """Whether the delayed-message plugin can hold `outgoing` (else: delay queues).
+
+    Not broadcasts, nor temporary queues, which another connection cannot bind;
+    nor delays beyond the plugin's longest.
+    """
+    return (
+        bool(outgoing.delay)
+        and not broadcast
+        and not is_temporary_name(outgoing.destination)
+        and delay_ms(outgoing.delay) <= _PLUGIN_MAX_DELAY_MS
+    )
 
 
 def _known_route(
@@ -152,7 +185,10 @@ def _known_route(
     elif not session.knows_queue(target):
         return None
     levels = session.settings.queue_type == "classic"
-    return Route(outgoing.exchange, target, True, True, False, levels)
+    named = bool(outgoing.exchange)
+    return Route(
+        outgoing.exchange, target, True, True, False, levels, named_exchange=named
+    )
 
 
 def _properties(
@@ -183,9 +219,9 @@ def publish_chain(
         try:
             returned = yield from _publish_once(session, outgoing, broadcast)
         except pika.exceptions.ChannelClosedByBroker as exc:
+            _note_refusal(session, exc, [outgoing])
             if last_try or exc.reply_code != NOT_FOUND:
                 raise
-            session.forget(outgoing.exchange or outgoing.destination)
             continue
         if returned is None:
             return None
@@ -201,9 +237,10 @@ def _publish_once(
     route = _known_route(session, outgoing, broadcast)
     if route is None:
         route = yield from prepare_route(session, outgoing, broadcast)
-    publisher = session.ready_channel(PUBLISH_CHANNEL)
+    label = route.channel_label
+    publisher = session.ready_channel(label)
     if publisher is None:
-        publisher = yield from session.channel(PUBLISH_CHANNEL, Mode.CONFIRM)
+        publisher = yield from session.channel(label, Mode.CONFIRM)
     message_id = new_message_id()
     returned: str | None = yield publisher.publish_confirmed(
         route.exchange,
@@ -213,6 +250,19 @@ def _publish_once(
         route.mandatory,
     )
     return returned
+
+
+def _note_refusal(
+    session: Session,
+    exc: pika.exceptions.ChannelClosedByBroker,
+    sent: list[OutgoingMessage],
+) -> None:
+    """What a publish that closed its channel tells about where it went."""
+    if exc.reply_code == NOT_FOUND:
+        for outgoing in sent:
+            session.forget_route(outgoing)
+    elif exc.reply_code == ACCESS_REFUSED:
+        session.refused(exc.reply_text)
 
 
 def dead_letter_properties(settlement: Settlement) -> tuple[str, Any]:
@@ -359,9 +409,7 @@ def commit_chain(
             check=lambda: _check_current(work, handle),
         )
     except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code == NOT_FOUND:
-            for outgoing, _ in work.sends:
-                session.forget(outgoing.exchange or outgoing.destination)
+        _note_refusal(session, exc, [outgoing for outgoing, _ in work.sends])
         raise
     returned = handle.take_returned([message_id for message_id, _, _ in published])
     return [
@@ -369,6 +417,44 @@ def commit_chain(
         for message_id, outgoing, broadcast in published
         if message_id in returned
     ]
+
+
+def keep_unroutable_chain(session: Session, lost: list[Unroutable]) -> Chain[list[str]]:
+    """Put committed messages that reached no queue in `dlq.<routing key>`.
+
+    RabbitMQ tells only at the commit, when the rest of the transaction has taken
+    effect, that a send of it was routed nowhere; kept as a dead letter, it can be
+    sent again once the routing is mended. Returns the queues used.
+    """
+    kept = []
+    for item in lost:
+        dead_letters = dead_letter_queue(item.destination)
+        if item.outgoing is None or not name_fits(dead_letters):
+            continue
+        headers = add_death(
+            item.outgoing.headers,
+            queue=item.destination,
+            reason=DeathReason.UNROUTABLE,
+            error=f"RabbitMQ routed it nowhere at the commit: {item.reason}",
+            attempts=0,
+            exchange=item.exchange,
+        )
+        letter = OutgoingMessage(
+            destination=dead_letters, raw=item.outgoing.raw, headers=headers
+        )
+        yield from session.ensure_queue(dead_letters, with_dead_letters=False)
+        publisher = yield from session.channel(PUBLISH_CHANNEL, Mode.CONFIRM)
+        route = Route("", dead_letters, True, True, False)
+        returned = yield publisher.publish_confirmed(
+            "",
+            dead_letters,
+            letter.raw,
+            _properties(letter, route, new_message_id()),
+            True,
+        )
+        if returned is None:
+            kept.append(dead_letters)
+    return kept
 
 
 def _put_work(

@@ -12,13 +12,14 @@ delayed-message plugin. Exchanges a site names are only checked, never declared.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pika.exceptions
 from zocalo_core import TransportError
-from zocalo_core.transport import MAX_NAME_BYTES, dead_letter_queue
+from zocalo_core.transport import MAX_NAME_BYTES, OutgoingMessage, dead_letter_queue
 
 from zocalo_transport_pika._channel import ChannelHandle, Mode
 from zocalo_transport_pika._codec import DELAY_QUEUE_PREFIX
@@ -35,6 +36,9 @@ _TOPIC_DELAY_PREFIX = f"{DELAY_QUEUE_PREFIX}topic."
 _DELAY_QUEUE_SPARE_MS = 600_000
 _PRECONDITION_FAILED = 406
 _NOT_FOUND = 404
+#: How long publishes to an exchange RabbitMQ refused fail without being tried.
+_REFUSAL_MEMORY = 30.0
+_REFUSED_EXCHANGE = re.compile(r"exchange '([^']*)'")
 
 
 def is_temporary_name(queue: str) -> bool:
@@ -100,6 +104,8 @@ class Session:
         self._ready_queues: set[str] = set()
         self._exchanges: set[str] = set()
         self._delays: dict[str, float] = {}
+        #: Site exchanges RabbitMQ refused a publish to: when, and what it said.
+        self._refusals: dict[str, tuple[float, str]] = {}
 
     def ready_channel(self, label: str) -> ChannelHandle | None:
         """The shared channel `label` if it is open and set up, without waiting."""
@@ -118,6 +124,8 @@ class Session:
     def forget(self, name: str) -> None:
         """Declare `name` again on next use: it was found missing."""
         self._queues.discard(name)
+        # Deleted together with its queue, most likely.
+        self._queues.discard(dead_letter_queue(name))
         # `name` may be some queue's dead-letter queue; forgetting is rare.
         self._ready_queues.clear()
         # A queue declared again has lost its bindings too.
@@ -213,10 +221,31 @@ class Session:
         )
         return handle
 
+    def forget_route(self, outgoing: OutgoingMessage) -> None:
+        """Check again, on next use, everything a send of `outgoing` went through."""
+        self.forget(outgoing.destination)
+        if outgoing.exchange:
+            self.forget(outgoing.exchange)
+        if outgoing.delay and self.settings.delay_exchange:
+            self.forget(self.settings.delay_exchange)
+
     # -- exchanges, topics and delays
 
     def knows_exchange(self, exchange: str) -> bool:
         return exchange in self._exchanges
+
+    def refused(self, reply_text: str) -> None:
+        """RabbitMQ refused a publish (403) with `reply_text`, naming an exchange.
+
+        Publishes to it fail before they reach RabbitMQ for a while: each would
+        close its channel, and a transaction's channel is its consumer's.
+        """
+        named = _REFUSED_EXCHANGE.search(reply_text)
+        if named is None:
+            return
+        exchange = named.group(1)
+        self._exchanges.discard(exchange)
+        self._refusals[exchange] = (time.monotonic(), reply_text)
 
     def ensure_exchange(self, exchange: str, *, missing: str = "") -> Chain[None]:
         """Check that the site's `exchange` exists; it is never declared here.
@@ -227,6 +256,18 @@ class Session:
         """
         if exchange in self._exchanges:
             return
+        refusal = self._refusals.get(exchange)
+        if refusal is not None:
+            since = time.monotonic() - refusal[0]
+            if since < _REFUSAL_MEMORY:
+                problem = (
+                    f"RabbitMQ refused a publish to the exchange {exchange!r} "
+                    f"{since:.0f} s ago ({refusal[1]}), so nothing was sent through "
+                    "it; check that it is not internal and that this user may write "
+                    f"to it (it is tried again {_REFUSAL_MEMORY:.0f} s after that)"
+                )
+                raise TransportError(problem)
+            del self._refusals[exchange]
         handle = yield from self.declaring(repr(exchange))
         yield from _must_exist(
             handle,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from zocalo_core import DisconnectedError, TransportError, ZocaloError
@@ -36,6 +36,7 @@ from zocalo_transport_pika._operations import (
     Unroutable,
     ack_on_take_step,
     commit_chain,
+    keep_unroutable_chain,
     publish_chain,
     settle_chain,
     settle_now,
@@ -63,6 +64,14 @@ CAPABILITIES = frozenset(
 #: With `queue_type: classic`. Quorum queues never keep PRIO-1: before RabbitMQ 4.0
 #: they have no priorities, from 4.0 on they favour 5-9 over 0-4 only 2:1.
 CLASSIC_CAPABILITIES = CAPABILITIES | {Capability.PRIORITY}
+
+
+def _dropped_reply(item: Unroutable) -> bool:
+    """A send to a temporary queue that has gone: dropped with a WARNING (TEMP-2).
+
+    Through an exchange the key is no queue that may have gone, so never that.
+    """
+    return is_temporary_name(item.destination) and not item.exchange
 
 
 class PikaTransport(Transport):
@@ -215,11 +224,15 @@ class PikaTransport(Transport):
             self._report_unroutable([unroutable], committed=False)
         logger.debug("Sent a message to %r", outgoing.destination)
 
-    def _report_unroutable(self, unroutable: list[Unroutable], committed: bool) -> None:
+    def _report_unroutable(
+        self,
+        unroutable: list[Unroutable],
+        committed: bool,
+        kept: Sequence[str] = (),
+    ) -> None:
         lost = []
         for item in unroutable:
-            # Through an exchange, the key is not a queue that may have gone.
-            if is_temporary_name(item.destination) and not item.exchange:
+            if _dropped_reply(item):
                 logger.warning(
                     "Dropped a message to %r: that temporary queue no longer exists "
                     "(RabbitMQ: %s)",
@@ -238,6 +251,13 @@ class PikaTransport(Transport):
                 "queue exists (or the exchange routes to one) and that this user "
                 "may write to it"
             )
+            if kept:
+                problem += (
+                    f". They were kept in {', '.join(sorted(set(kept)))} "
+                    "(reason unroutable), to be sent again from there"
+                )
+            if committed:
+                logger.error("%s", problem)
             raise TransportError(problem)
 
     # -- settling
@@ -372,7 +392,17 @@ class PikaTransport(Transport):
         for settlement in work.settlements:
             if settlement.dead_letter is not None:
                 self._log_dead_letter(settlement)
-        self._report_unroutable(unroutable, committed=True)
+        lost = [item for item in unroutable if not _dropped_reply(item)]
+        kept: list[str] = []
+        if lost:
+            try:
+                kept = self._call(
+                    lambda session: keep_unroutable_chain(session, lost),
+                    "keep unroutable messages in dead-letter queues",
+                )
+            except ZocaloError:
+                logger.exception("Could not keep the unroutable messages")
+        self._report_unroutable(unroutable, committed=True, kept=kept)
 
     def _transaction_abort(self, transaction: Transaction) -> None:
         work = transaction.transport_data

@@ -142,6 +142,11 @@ def _node_problems(
             f"got {body['transport-delay']!r}"
         )
         yield RecipeProblem(node_id, message)
+    elif body.get("exchange") and not body.get("queue"):
+        message = (
+            "'exchange' routes a node's queue messages, and this node has no queue"
+        )
+        yield RecipeProblem(node_id, message)
     elif body.get("exchange") and body.get("transport-delay"):
         message = (
             "'exchange' and a 'transport-delay' above 0 cannot go together: a "
