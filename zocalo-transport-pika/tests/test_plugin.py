@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from pathlib import Path
 
@@ -96,13 +97,36 @@ def test_bad_block_is_an_error_naming_it(tmp_path: Path) -> None:
           live: [rabbitmq]
         """,
     )
-    site = zocalo_core.load(path)
+    # Found when the file is read, as `zocalo config check` reads it.
     with pytest.raises(ConfigurationError, match="rabbitmq") as error:
-        site.activate(["live"])
+        zocalo_core.load(path)
     assert "one port for every host" in str(error.value)
 
 
-def test_site_file_tls_and_topology_keys(tmp_path: Path) -> None:
+def test_a_bad_value_is_found_when_the_file_is_read_and_no_secret_shown(
+    tmp_path: Path,
+) -> None:
+    path = write_site(
+        tmp_path,
+        """\
+        version: 1
+        rabbitmq:
+          plugin: pika
+          password: the-secret-one
+          delay_exchange: "not one"
+        """,
+    )
+    with pytest.raises(ConfigurationError) as error:
+        zocalo_core.load(path)
+    text = str(error.value)
+    assert "`delay_exchange` must be an exchange name" in text
+    assert "the-secret-one" not in text
+    assert "not one" not in text
+
+
+def test_site_file_tls_and_topology_keys(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = write_site(
         tmp_path,
         """\
@@ -116,12 +140,16 @@ def test_site_file_tls_and_topology_keys(tmp_path: Path) -> None:
           declare: false
           queue_type: classic
           single_active_consumer: [processing.one, processing.two]
+          cancelled_consumer_timeout: 120
+          delay_exchange: delayed
         environments:
           live: [rabbitmq]
         """,
     )
-    site = zocalo_core.load(path)
-    site.activate(["live"])
+    with caplog.at_level(logging.WARNING):
+        site = zocalo_core.load(path)
+        site.activate(["live"])
+    assert caplog.records == []
     settings = site.plugin("pika")
     assert isinstance(settings, PikaSettings)
     assert settings.endpoints == (("rmq.example.org", 5671),)
@@ -130,3 +158,5 @@ def test_site_file_tls_and_topology_keys(tmp_path: Path) -> None:
     assert settings.server_name == "rabbitmq.example.org"
     assert settings.queue_type == "classic"
     assert settings.single_active_consumer == {"processing.one", "processing.two"}
+    assert settings.cancelled_consumer_timeout == 120
+    assert settings.delay_exchange == "delayed"

@@ -55,7 +55,10 @@ class ConfigPlugin:
     `block` is the block's mapping without its `plugin` key and `site` the
     `SiteConfiguration` being activated. What it returns is kept and is available as
     `site.plugin(name)`. With `open_keys` the plugin accepts keys it does not declare
-    (as `storage` and `logging` do); otherwise an undeclared key warns.
+    (as `storage` and `logging` do); otherwise an undeclared key warns. `check(block)`,
+    if given, checks a block's values beyond their types, without side effects, when
+    the site file is read (and so by `zocalo config check`); it raises
+    `ConfigurationError` naming the key, never a secret value.
     """
 
     name: str
@@ -63,6 +66,7 @@ class ConfigPlugin:
     summary: str
     keys: tuple[ConfigKey, ...] = ()
     open_keys: bool = False
+    check: Callable[[Mapping[str, Any]], object] | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pluggy
 import pytest
-from zocalo_core import _plugins, hookspecs
+from zocalo_core import ConfigurationError, _plugins, hookspecs
 from zocalo_core._config.core_plugins import CORE_CONFIG_PLUGINS
 from zocalo_core._records import ConfigKey, ConfigPlugin
 
@@ -49,6 +49,14 @@ def _failing(block: Mapping[str, Any], site: Any) -> None:
     raise RuntimeError("the plugin fell over")
 
 
+def _check_size(block: Mapping[str, Any]) -> None:
+    # A plugin's own check of values beyond their types; it must not change them.
+    if block.get("size", 0) < 0:
+        raise ConfigurationError("`size` must be at least 0")
+    if isinstance(block, dict):
+        block.clear()
+
+
 def _test_config_plugins(calls: Calls) -> list[ConfigPlugin]:
     broker_keys = (
         ConfigKey("host", (str,), required=True, summary="broker host name"),
@@ -62,6 +70,13 @@ def _test_config_plugins(calls: Calls) -> list[ConfigPlugin]:
         ConfigPlugin("recorder", _recording("recorder", calls), "any", open_keys=True),
         ConfigPlugin("meddler", _meddling, "changes its settings", open_keys=True),
         ConfigPlugin("failing", _failing, "always fails", open_keys=True),
+        ConfigPlugin(
+            "checked",
+            _recording("checked", calls),
+            "checks its values",
+            (ConfigKey("size", (int,)),),
+            check=_check_size,
+        ),
     ]
 
 

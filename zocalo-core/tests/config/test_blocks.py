@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from zocalo_core import ConfigKey, ConfigPlugin, ConfigurationError, load
@@ -219,6 +220,36 @@ def test_a_wrong_type_names_the_file_the_line_the_block_and_the_key(
     assert (
         str(caught.value) == f"{site}, line 6: block 'rmq' (plugin 'broker'): {problem}"
     )
+
+
+def test_a_plugins_own_check_runs_when_the_file_is_read(
+    write: Write, config_calls: Any
+) -> None:
+    site = write("site.yml", "version: 1\nsized:\n  plugin: checked\n  size: -1\n")
+
+    with pytest.raises(ConfigurationError) as caught:
+        load(site)
+
+    assert str(caught.value) == (
+        f"{site}, line 2: block 'sized' (plugin 'checked'): `size` must be at least 0"
+    )
+    assert config_calls.calls == []
+
+
+def test_a_plugins_own_check_waits_for_the_types_and_changes_nothing(
+    write: Write, config_calls: Any
+) -> None:
+    wrong_type = write("a.yml", "version: 1\nsized:\n  plugin: checked\n  size: x\n")
+    with pytest.raises(ConfigurationError) as caught:
+        load(wrong_type)
+    assert str(caught.value).endswith("key 'size' must be of type int, not str")
+
+    fine = write(
+        "b.yml",
+        "version: 1\nsized: {plugin: checked, size: 3}\nenvironments: {e: [sized]}\n",
+    )
+    load(fine).activate(["e"])
+    assert config_calls.calls == [("checked", {"size": 3})]
 
 
 @pytest.mark.parametrize("value", ["[a, b]", "7", "''", "~"])

@@ -52,5 +52,6 @@ def zocalo_config_plugins() -> Sequence[ConfigPlugin]:
             activate_pika,
             "RabbitMQ connection settings for the pika transport",
             keys=CONFIG_KEYS,
+            check=lambda block: PikaSettings.from_mapping(block, PIKA_BLOCK),
         )
     ]

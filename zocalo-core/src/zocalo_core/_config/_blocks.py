@@ -22,6 +22,7 @@ from zocalo_core._config._yaml import (
     read_failure,
     read_yaml_file,
 )
+from zocalo_core._errors import ConfigurationError
 from zocalo_core._records import ConfigKey, ConfigPlugin
 
 logger = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ def validate_block(
         return
     subject = f"{block.subject} (plugin {block.plugin!r})"
     declared = {key.name: key for key in record.keys}
+    found_before = len(problems.messages)
     for key in record.keys:
         if key.name not in block.settings:
             if key.required:
@@ -192,6 +194,11 @@ def validate_block(
         problem = _type_problem(key, block.settings[key.name])
         if problem is not None:
             problems.add(block.key_locations[key.name], subject, problem)
+    if record.check is not None and len(problems.messages) == found_before:
+        try:
+            record.check(block.copy_settings())
+        except ConfigurationError as exc:
+            problems.add(block.location, subject, str(exc))
     if record.open_keys:
         return
     for name in block.settings:
