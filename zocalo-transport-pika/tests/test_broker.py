@@ -218,6 +218,45 @@ def test_long_handler_keeps_the_connection(connected: Connect, names: Names) -> 
     assert [m.body for m in seen] == ["takes a while", "still working"]
 
 
+def test_early_ack_reaches_the_broker_while_the_handler_works(
+    connected: Connect, names: Names
+) -> None:
+    """An ack from the handler is not held back until the handler returns.
+
+    With prefetch 2 and three messages, the third is delivered only once RabbitMQ
+    has the first ack; the handler, still busy, sees the queue empty.
+    """
+    transport = connected()
+    queue, onward = names("early-ack"), names("early-ack-onward")
+    for body in ("first", "second", "third"):
+        transport.send(queue, body)
+    ready_after_ack: list[int] = []
+    finished = threading.Event()
+    connection, channel = raw_channel()
+
+    def ready() -> int:
+        return int(channel.queue_declare(queue, passive=True).method.message_count)
+
+    def handler(message: Message) -> None:
+        if message.body != "first":
+            transport.ack(message)
+            return
+        transport.send(onward, "the handler's own send")
+        transport.ack(message)
+        deadline = time.monotonic() + 2
+        while ready() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ready_after_ack.append(ready())
+        finished.set()
+
+    try:
+        transport.subscribe(queue, handler, prefetch=2)
+        assert finished.wait(10)
+    finally:
+        connection.close()
+    assert ready_after_ack == [0]
+
+
 def test_disconnect_ends_the_threads(connected: Connect, names: Names) -> None:
     """Disconnecting stops every delivery thread (boundedly), also from a handler."""
     transport = connected()

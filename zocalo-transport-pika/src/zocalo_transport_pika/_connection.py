@@ -140,6 +140,20 @@ class ConnectionKeeper:
         io = self._io
         return io is not None and io.submit(function)
 
+    def defer(
+        self, function: Callable[[], None], on_dropped: Callable[[], None]
+    ) -> bool:
+        """Hand `function()` to the I/O thread without waking it (`IoThread.defer`);
+        False if there is none."""
+        io = self._io
+        return io is not None and io.defer(function, on_dropped)
+
+    def flush(self) -> None:
+        """Wake the I/O thread for what was deferred, if anything was."""
+        io = self._io
+        if io is not None:
+            io.flush()
+
     # -- on the I/O thread: opening and closing
 
     def _connect_chain(self, rounds: int) -> Chain[None]:

@@ -286,10 +286,17 @@ class Consumer:
         if threading.current_thread() is not self._thread and self._thread.is_alive():
             self._thread.join(_JOIN_TIMEOUT)
 
+    def on_delivery_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
     def _run(self) -> None:
+        inbox = self._inbox
         while not self._stopping.is_set():
+            if inbox.empty():
+                # Acks deferred by this thread must not wait for the next delivery.
+                self.transport._keeper.flush()
             try:
-                inbound = self._inbox.get(timeout=_IDLE_WAKEUP)
+                inbound = inbox.get(timeout=_IDLE_WAKEUP)
             except queue.Empty:
                 if not self.subscription.active:
                     return

@@ -30,6 +30,9 @@ Step = Callable[[OnDone, OnError], None]
 Chain = Generator[Step, Any, T]
 
 _STOP_TIMEOUT = 5.0
+#: The longest a deferred task (`IoThread.defer`) waits when nothing else wakes the
+#: I/O thread: one sweep period.
+DEFER_BOUND = 0.025
 
 
 class _ChainRunner:
@@ -154,6 +157,14 @@ class _Outcome:
         return self._ready.acquire(timeout=max(timeout, 0.0))
 
 
+def _run_guarded(function: Callable[[], None]) -> None:
+    """Run a task on the I/O thread; its failure is logged, never raised into pika."""
+    try:
+        function()
+    except Exception:
+        logger.exception("A pika I/O task failed")
+
+
 class IoThread:
     """A thread running one pika `IOLoop`, and bounded calls into it."""
 
@@ -163,6 +174,11 @@ class IoThread:
         self._lock = threading.Lock()
         self._outstanding: set[_Outcome] = set()
         self._stopped = False
+        #: Tasks handed over without waking the thread; the next submission, a
+        #: `flush` or the sweep takes them along, in order (guarded by `_lock`).
+        self._deferred: list[tuple[Callable[[], None], Callable[[], None]]] = []
+        #: Whether a sweep is armed on the loop; only then may tasks be deferred.
+        self._sweeping = False
 
     def start(self) -> None:
         self._thread.start()
@@ -178,6 +194,9 @@ class IoThread:
         finally:
             with self._lock:
                 self._stopped = True
+                dropped, self._deferred = self._deferred, []
+            for _, on_dropped in dropped:
+                _run_guarded(on_dropped)
             self.fail_outstanding(DisconnectedError("the pika I/O thread has stopped"))
             try:
                 self.ioloop.close()
@@ -185,19 +204,77 @@ class IoThread:
                 logger.debug("Could not close the pika I/O loop", exc_info=True)
 
     def submit(self, function: Callable[[], None]) -> bool:
-        """Run `function()` soon on the I/O thread; False if the thread has ended."""
+        """Run `function()` soon on the I/O thread; False if the thread has ended.
 
-        def guarded() -> None:
-            try:
-                function()
-            except Exception:
-                logger.exception("A pika I/O task failed")
-
+        Deferred tasks go first, so the thread still takes work in the order it was
+        handed over.
+        """
         with self._lock:
             if self._stopped:
                 return False
-            self.ioloop.add_callback_threadsafe(guarded)
+            batch = self._take_deferred()
+            batch.append(function)
+            self.ioloop.add_callback_threadsafe(lambda: self._run_batch(batch))
         return True
+
+    def defer(
+        self, function: Callable[[], None], on_dropped: Callable[[], None]
+    ) -> bool:
+        """Hand `function()` to the I/O thread without waking it; False if it ended.
+
+        For work that nobody waits for (a plain ack), from a thread that soon hands
+        over more (a delivery thread: its next send, or `flush` before it blocks).
+        The next submission runs it first; the sweep runs it within `DEFER_BOUND`
+        when nothing else comes, so a handler busy for minutes holds nothing back.
+        When no sweep is armed, it is submitted at once (and that arms one).
+        `on_dropped()` runs instead if the thread ends before taking it.
+        """
+        with self._lock:
+            if self._stopped:
+                return False
+            if self._sweeping:
+                self._deferred.append((function, on_dropped))
+                return True
+        return self.submit(function)
+
+    def flush(self) -> None:
+        """Wake the I/O thread for what is deferred, if anything is."""
+        if self._deferred:
+            with self._lock:
+                if not self._deferred or self._stopped:
+                    return
+                batch = self._take_deferred()
+                self.ioloop.add_callback_threadsafe(lambda: self._run_batch(batch))
+
+    def _take_deferred(self) -> list[Callable[[], None]]:
+        """The deferred tasks, taken out; under `_lock`."""
+        if not self._deferred:
+            return []
+        batch = [function for function, _ in self._deferred]
+        self._deferred = []
+        return batch
+
+    def _run_batch(self, batch: list[Callable[[], None]]) -> None:
+        """On the I/O thread: run submitted tasks, and keep a sweep armed while
+        tasks are handed over, so that deferring one needs no wake-up."""
+        for function in batch:
+            _run_guarded(function)
+        if not self._sweeping:
+            with self._lock:
+                self._sweeping = True
+            self.ioloop.call_later(DEFER_BOUND, self._sweep)
+
+    def _sweep(self) -> None:
+        """On the I/O thread: run what was deferred since the last sweep; stop
+        sweeping once there was nothing (the next `defer` then wakes the thread)."""
+        with self._lock:
+            batch = self._take_deferred()
+            if not batch:
+                self._sweeping = False
+                return
+        for function in batch:
+            _run_guarded(function)
+        self.ioloop.call_later(DEFER_BOUND, self._sweep)
 
     def call(
         self,

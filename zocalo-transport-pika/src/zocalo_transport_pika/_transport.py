@@ -303,10 +303,19 @@ class PikaTransport(Transport):
 
         # Checked here too, so that the usual case is reported to the caller's
         # thread at once; the I/O thread checks again.
-        if not settlement.delivery.current():
+        delivery = settlement.delivery
+        if not delivery.current():
             _warn_dropped(settlement, outcome)
             return
-        if self._keeper.submit(step):
+        if delivery.consumer.on_delivery_thread():
+            # Its delivery thread hands the I/O thread more soon (the next send),
+            # or flushes before it waits for deliveries: no wake-up of its own.
+            handed = self._keeper.defer(
+                step, lambda: _warn_dropped(settlement, outcome)
+            )
+        else:
+            handed = self._keeper.submit(step)
+        if handed:
             return
         if not _cut_off_with_its_channel(settlement):
             problem = (
