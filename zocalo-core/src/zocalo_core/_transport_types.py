@@ -397,25 +397,26 @@ def _seconds(value: object, what: str, *, allow_zero: bool) -> float | None:
 
 def settle_problem(transport: Transport, message: Message, outcome: Outcome) -> str:
     """Why `message` cannot be settled on `transport` now (ACK-3 to ACK-5), or ""."""
-    action = f"cannot {outcome.value} {message!r}"
     subscription = getattr(message, "subscription", None)
     if (
         not isinstance(subscription, Subscription)
         or subscription.transport is not transport
     ):
-        return f"{action}: it came from another transport"
-    if not subscription.acknowledgement:
-        return (
-            f"{action}: its subscription to {subscription.destination!r} has no "
-            "acknowledgement"
+        problem = "it came from another transport"
+    elif not subscription.acknowledgement:
+        problem = (
+            f"its subscription to {subscription.destination!r} has no acknowledgement"
         )
-    if not subscription.active:
-        return f"{action}: its subscription has ended, so it went back to its queue"
-    if isinstance(message._settlement, Transaction):
-        return f"{action}: it is already settled in the open {message._settlement!r}"
-    if message._settlement is not None:
-        return f"{action}: it is already settled"
-    return ""
+    elif not subscription.active:
+        problem = "its subscription has ended, so it went back to its queue"
+    elif isinstance(message._settlement, Transaction):
+        problem = f"it is already settled in the open {message._settlement!r}"
+    elif message._settlement is not None:
+        problem = "it is already settled"
+    else:
+        # The usual case, once per message: no text is built for it.
+        return ""
+    return f"cannot {outcome.value} {message!r}: {problem}"
 
 
 def transaction_problem(
