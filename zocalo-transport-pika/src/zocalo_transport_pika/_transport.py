@@ -379,7 +379,11 @@ class PikaTransport(Transport):
             self._log_dead_letter(settlement)
 
     def _ack_on_take(self, delivery: Delivery) -> None:
-        self._keeper.submit(lambda: ack_on_take_step(delivery))
+        """From the delivery thread, which hands over more soon (see `_settle_soon`).
+
+        A dropped one needs no warning: its message was never handed to a handler.
+        """
+        self._keeper.defer(lambda: ack_on_take_step(delivery), lambda: None)
 
     # -- transactions
 
