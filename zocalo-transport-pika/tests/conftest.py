@@ -55,7 +55,10 @@ def delete_from_broker(names: Iterable[str]) -> None:
     try:
         channel = connection.channel()
         for name in dict.fromkeys(names):
-            for queue in (name, dead_letter_queue(name)):
+            # A test that consumes a dead-letter queue has the transport declare
+            # that queue's own dead-letter queue too.
+            dead_letters = dead_letter_queue(name)
+            for queue in (name, dead_letters, dead_letter_queue(dead_letters)):
                 if len(queue.encode("utf-8")) <= MAX_NAME_BYTES:
                     channel.queue_delete(queue)
             if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
@@ -109,8 +112,12 @@ def names() -> Iterator[Callable[[str], str]]:
 
 
 @pytest.fixture
-def connected() -> Iterator[Callable[..., PikaTransport]]:
-    """Make and connect transports; all are disconnected after the test."""
+def connected(names: Callable[[str], str]) -> Iterator[Callable[..., PikaTransport]]:
+    """Make and connect transports; all are disconnected after the test.
+
+    It needs `names` so that the transports are gone before the names' queues are
+    deleted: a consumer would declare its queue again, and it would stay behind.
+    """
     made: list[PikaTransport] = []
 
     def connect(**options: Any) -> PikaTransport:

@@ -406,9 +406,12 @@ class QueueRules(ConformanceBase):
                 transport.subscribe(bad, Collector())
         prefix = new_name()
         longest = prefix + "x" * (MAX_NAME_BYTES - len(prefix.encode("utf-8")))
-        collector = self.collect(transport, longest)
+        collector = Collector(transport, ack=True)
+        subscription = transport.subscribe(longest, collector)
         transport.send(longest, "fits")
         assert self.receive(collector)[0].destination == longest
+        # Unsubscribed first, as in TEMP-2's test: see there.
+        transport.unsubscribe(subscription)
         self.cleanup_queues([longest])
 
     def test_queue_unsubscribe(

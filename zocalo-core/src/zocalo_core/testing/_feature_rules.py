@@ -168,8 +168,11 @@ class TemporaryQueueRules(ConformanceBase):
         transport.send(name, "too late")
         wait_for_log(caplog, logging.WARNING, name, timeout=self.delivery_timeout)
         later = Collector(transport, ack=True)
-        transport.subscribe(name, later)
+        subscribed_again = transport.subscribe(name, later)
         later.assert_quiet(self.quiet_period, 0)
+        # Unsubscribed first: a consumer of a queue deleted under it may declare it
+        # again on a shared broker.
+        transport.unsubscribe(subscribed_again)
         self.cleanup_queues([name])
 
 
