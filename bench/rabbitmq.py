@@ -101,12 +101,19 @@ def _timed(what: str, run: Callable[[], None]) -> None:
     print(f" {time.monotonic() - started:.1f} s", flush=True)
 
 
-def measure_all(plan: Plan, registry: QueueRegistry) -> dict[str, dict[str, float]]:
-    """Every figure of both sides, keyed by measure and then side."""
+def measure_all(
+    plan: Plan, registry: QueueRegistry, sides: tuple[str, ...] = SIDES
+) -> dict[str, dict[str, float]]:
+    """Every figure of both sides, keyed by measure and then side.
+
+    Each case runs on one side right after the other, in the order of `sides`: this
+    machine's speed drifts over minutes, and so the two figures of a ratio are taken
+    as close together as they can be.
+    """
     figures: dict[str, dict[str, float]] = {key: {} for key in MEASURES}
     latency = {"raw": raw_latency, "zocalo": zocalo_latency}
     throughput = {"raw": raw_throughput, "zocalo": zocalo_throughput}
-    for side in SIDES:
+    for side in sides:
 
         def one_hop(side: str = side) -> None:
             seconds = latency[side](registry, plan.latency_count, plan.timeout)
@@ -123,34 +130,46 @@ def measure_all(plan: Plan, registry: QueueRegistry) -> dict[str, dict[str, floa
 
         _timed(f"{side}: one hop x{plan.latency_count}", one_hop)
         _timed(f"{side}: {plan.messages} small messages", small)
-    for side in SIDES:
-
-        def recipes(side: str = side) -> None:
-            _recipes(plan, registry, side, figures)
-
-        _timed(f"{side}: {plan.recipes} recipes, with and without tx", recipes)
-    return figures
-
-
-def _recipes(
-    plan: Plan, registry: QueueRegistry, side: str, figures: dict[str, dict[str, float]]
-) -> None:
     for key, transactional, prefetch in (
         ("tx", True, plan.tx_prefetch),
         ("plain", False, PLAIN_RECIPE_PREFETCH),
     ):
-        recipe = run_recipes(
-            registry,
-            side,
-            transactional=transactional,
-            prefetch=prefetch,
-            count=plan.recipes,
-            timeout=plan.timeout,
-        )
-        figures[key][side] = recipe.recipes_per_s
-        figures[f"{key}_cpu"][side] = recipe.cpu_ms_per_recipe
-        rss = max(figures["rss"].get(side, 0.0), recipe.peak_rss_mib)
-        figures["rss"][side] = rss
+        for side in sides:
+
+            def recipes(
+                side: str = side,
+                key: str = key,
+                transactional: bool = transactional,
+                prefetch: int = prefetch,
+            ) -> None:
+                _recipes(plan, registry, side, figures, key, transactional, prefetch)
+
+            kind = "with" if transactional else "without"
+            _timed(f"{side}: {plan.recipes} recipes {kind} transactions", recipes)
+    return figures
+
+
+def _recipes(
+    plan: Plan,
+    registry: QueueRegistry,
+    side: str,
+    figures: dict[str, dict[str, float]],
+    key: str,
+    transactional: bool,
+    prefetch: int,
+) -> None:
+    """One side's recipe run of one kind, its figures stored under `key`."""
+    recipe = run_recipes(
+        registry,
+        side,
+        transactional=transactional,
+        prefetch=prefetch,
+        count=plan.recipes,
+        timeout=plan.timeout,
+    )
+    figures[key][side] = recipe.recipes_per_s
+    figures[f"{key}_cpu"][side] = recipe.cpu_ms_per_recipe
+    figures["rss"][side] = max(figures["rss"].get(side, 0.0), recipe.peak_rss_mib)
 
 
 def medians(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
@@ -205,8 +224,11 @@ def main(argv: list[str]) -> int:
     try:
         rounds = []
         for round_number in range(1, plan.rounds + 1):
+            # Which side goes first alternates, so that neither always runs on a
+            # broker the other has just warmed up (or filled with segments).
+            sides = SIDES if round_number % 2 else SIDES[::-1]
             print(f"round {round_number} of {plan.rounds}", flush=True)
-            rounds.append(measure_all(plan, registry))
+            rounds.append(measure_all(plan, registry, sides))
     except BenchError as exc:
         print(f"\nbenchmark failed: {exc}", file=sys.stderr)
         return 1
