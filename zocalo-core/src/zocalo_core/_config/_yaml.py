@@ -109,12 +109,14 @@ def parse_yaml(content: bytes | str, file: Path) -> YamlDocument:
     try:
         loader = yaml.SafeLoader(content)
     except yaml.YAMLError as exc:
-        raise _syntax_problem(file, exc) from exc
+        # Not chained: PyYAML's own error quotes the line, which may hold a secret.
+        raise _syntax_problem(file, exc) from None
     try:
         node = loader.get_single_node()
         data = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise _syntax_problem(file, exc) from exc
+        # Not chained: PyYAML's own error quotes the line, which may hold a secret.
+        raise _syntax_problem(file, exc) from None
     finally:
         loader.dispose()
     lines: dict[KeyPath, int] = {}
