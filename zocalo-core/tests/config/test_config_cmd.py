@@ -198,7 +198,7 @@ def test_main_turns_a_bad_file_into_one_line_and_exit_1(
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     assert captured.err.splitlines() == [
-        f"zocalo: error: {site}: 1 problem found; fix them and check again"
+        f"zocalo: error: {site}: 1 problem found; fix it and check again"
     ]
     assert captured.out.splitlines() == [
         f"{site}, line 1: `version: 2` is not supported; this Zocalo reads version 1 "

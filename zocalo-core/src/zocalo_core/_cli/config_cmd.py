@@ -54,7 +54,8 @@ def _load_for_check(path: str) -> SiteConfiguration:
             click.echo(problem)
         count = len(exc.problems)
         noun = "problem" if count == 1 else "problems"
-        message = f"{path}: {count} {noun} found; fix them and check again"
+        them = "it" if count == 1 else "them"
+        message = f"{path}: {count} {noun} found; fix {them} and check again"
         raise ConfigurationError(message) from exc
 
 
