@@ -230,8 +230,9 @@ def test_a_plugins_own_check_runs_when_the_file_is_read(
     with pytest.raises(ConfigurationError) as caught:
         load(site)
 
+    # The problem names `size`, so it points at that key's line.
     assert str(caught.value) == (
-        f"{site}, line 2: block 'sized' (plugin 'checked'): `size` must be at least 0"
+        f"{site}, line 4: block 'sized' (plugin 'checked'): `size` must be at least 0"
     )
     assert config_calls.calls == []
 

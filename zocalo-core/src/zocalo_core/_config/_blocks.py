@@ -198,7 +198,7 @@ def validate_block(
         try:
             record.check(block.copy_settings())
         except ConfigurationError as exc:
-            problems.add(block.location, subject, str(exc))
+            problems.add(_named_key_location(block, str(exc)), subject, str(exc))
     if record.open_keys:
         return
     for name in block.settings:
@@ -211,6 +211,14 @@ def validate_block(
                 name,
                 ", ".join(sorted(declared)) or "no keys",
             )
+
+
+def _named_key_location(block: ResolvedBlock, problem: str) -> Location:
+    """Where the first key that `problem` names as `key` is, else the block."""
+    for name in block.settings:
+        if f"`{name}`" in problem:
+            return block.key_locations[name]
+    return block.location
 
 
 def looks_secret(key: str) -> bool:
