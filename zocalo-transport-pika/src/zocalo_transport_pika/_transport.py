@@ -381,7 +381,8 @@ class PikaTransport(Transport):
     def _ack_on_take(self, delivery: Delivery) -> None:
         """From the delivery thread, which hands over more soon (see `_settle_soon`).
 
-        A dropped one needs no warning: its message was never handed to a handler.
+        If the I/O loop ends first, the ack goes with the connection, whose loss is
+        reported by itself, and RabbitMQ delivers the message again: no warning here.
         """
         self._keeper.defer(lambda: ack_on_take_step(delivery), lambda: None)
 
