@@ -35,6 +35,17 @@ def persistent_properties() -> pika.BasicProperties:
     )
 
 
+def publish_small(channel: Any, queue: str, index: int) -> None:
+    """Publish small message number `index` to `queue` as both sides send it."""
+    channel.basic_publish(
+        "",
+        queue,
+        json.dumps(small_body(index)).encode(),
+        properties=persistent_properties(),
+        mandatory=True,
+    )
+
+
 class RawConsumer(threading.Thread):
     """Consumes one queue on its own connection, acking each message after `on_body`.
 
@@ -100,13 +111,7 @@ def raw_latency(registry: QueueRegistry, count: int, timeout: float) -> list[flo
         for index in range(count):
             arrived.clear()
             sent_at[0] = time.perf_counter()
-            channel.basic_publish(
-                "",
-                queue,
-                json.dumps(small_body(index)).encode(),
-                properties=persistent_properties(),
-                mandatory=True,
-            )
+            publish_small(channel, queue, index)
             if not arrived.wait(max(0.0, deadline - time.monotonic())):
                 message = f"raw one hop: {index} of {count} in {timeout:g} s"
                 raise BenchError(message)
@@ -128,13 +133,7 @@ def raw_throughput(
         channel.confirm_delivery()
         started = time.perf_counter()
         for index in range(count):
-            channel.basic_publish(
-                "",
-                queue,
-                json.dumps(small_body(index)).encode(),
-                properties=persistent_properties(),
-                mandatory=True,
-            )
+            publish_small(channel, queue, index)
         publish_seconds = time.perf_counter() - started
     finally:
         producer.close()

@@ -134,25 +134,29 @@ def connected(names: Callable[[str], str]) -> Iterator[Callable[..., PikaTranspo
             logger.warning("Could not disconnect %r", transport, exc_info=True)
 
 
+def broker_tool(*command: str) -> str:
+    """What a RabbitMQ command-line tool prints (`rabbitmqctl -q ...`), boundedly."""
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+
+
+@pytest.fixture
+def rabbitmq_tool() -> Callable[..., str]:
+    """`run("rabbitmqctl", "-q", ...)`: what the tool prints; fails on an error."""
+    return broker_tool
+
+
 def close_from_broker(connection_name: str) -> None:
     """Have RabbitMQ close the one connection called `connection_name`."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    listing = broker_tool(
+        "rabbitmqctl", "-q", "list_connections", "pid", "client_properties"
+    )
     pids = [
         line.split("\t")[0] for line in listing.splitlines() if connection_name in line
     ]
     assert len(pids) == 1, f"expected one connection {connection_name!r}: {listing!r}"
-    subprocess.run(
-        ["rabbitmqctl", "-q", "close_connection", pids[0], "closed by a test"],
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
+    broker_tool("rabbitmqctl", "-q", "close_connection", pids[0], "closed by a test")
 
 
 @pytest.fixture
@@ -227,3 +231,35 @@ def plain_sender() -> type[PlainSender]:
     """`plain_sender(transport, queue, count)`, a `PlainSender`; `with
     sender.running():` sends while the block runs and waits for the rest after."""
     return PlainSender
+
+
+def _accepted(raw: Any, declare: Callable[[Any], object], refusal: int) -> bool:
+    """Whether RabbitMQ accepts a declaration, or refuses it with `refusal`."""
+    channel = raw.channel()
+    try:
+        declare(channel)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != refusal:
+            raise
+        return False
+    channel.close()
+    return True
+
+
+@pytest.fixture
+def queue_exists(raw: Any) -> Callable[[str], bool]:
+    """`exists(queue)`: whether the queue is on the broker (a passive declare)."""
+    return lambda queue: _accepted(
+        raw, lambda channel: channel.queue_declare(queue, passive=True), 404
+    )
+
+
+@pytest.fixture
+def declared_with(raw: Any) -> Callable[[str, dict[str, Any]], bool]:
+    """`declared_with(queue, arguments)`: whether the queue exists (durable) with
+    exactly these arguments; RabbitMQ refuses (406) a declaration that differs."""
+    return lambda queue, arguments: _accepted(
+        raw,
+        lambda channel: channel.queue_declare(queue, durable=True, arguments=arguments),
+        406,
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -26,8 +25,6 @@ pytestmark = pytest.mark.broker
 
 Names = Callable[[str], str]
 Connect = Callable[..., PikaTransport]
-
-_RABBITMQCTL_TIMEOUT = 60
 
 
 class WaitingCall:
@@ -127,17 +124,15 @@ def test_lost_connection_is_restored(
     collector.assert_quiet(0.3)
 
 
-def test_settings_reach_pika(connected: Connect) -> None:
+def test_settings_reach_pika(
+    connected: Connect, rabbitmq_tool: Callable[..., str]
+) -> None:
     """The connection name and heartbeat given are those RabbitMQ sees."""
     connection_name = name()
     transport = connected(connection_name=connection_name, heartbeat=7)
-    listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "client_properties", "timeout"],
-        capture_output=True,
-        text=True,
-        timeout=_RABBITMQCTL_TIMEOUT,
-        check=True,
-    ).stdout
+    listing = rabbitmq_tool(
+        "rabbitmqctl", "-q", "list_connections", "client_properties", "timeout"
+    )
     lines = [line for line in listing.splitlines() if connection_name in line]
     assert len(lines) == 1
     assert lines[0].rstrip().endswith("\t7")

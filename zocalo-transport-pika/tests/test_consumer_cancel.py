@@ -11,8 +11,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pika
-import pika.exceptions
 import pytest
 from zocalo_core import ConfigurationError
 from zocalo_core.testing import Collector, wait_until
@@ -49,7 +47,11 @@ def test_the_bound_is_a_setting() -> None:
 
 @pytest.mark.broker
 def test_a_deleted_queue_is_declared_again_and_consumed(
-    connected: Connect, names: Names, raw: Any, caplog: pytest.LogCaptureFixture
+    connected: Connect,
+    names: Names,
+    raw: Any,
+    caplog: pytest.LogCaptureFixture,
+    queue_exists: Any,
 ) -> None:
     queue = names("cancelled")
     transport = connected()
@@ -62,28 +64,20 @@ def test_a_deleted_queue_is_declared_again_and_consumed(
         assert wait_until(lambda: bool(cancellation_errors(caplog, queue)), 5)
         # The transport declares the queue again itself; the send must wait for
         # that, or it would declare the queue and hide what is tested.
-        assert wait_until(lambda: queue_exists(raw, queue), 5)
+        assert wait_until(lambda: queue_exists(queue), 5)
         transport.send(queue, {"n": 2})
         messages = collector.wait_for(2, 5)
     assert [m.body for m in messages] == [{"n": 1}, {"n": 2}]
     assert transport.state is ConnectionState.CONNECTED
 
 
-def queue_exists(raw: Any, queue: str) -> bool:
-    channel = raw.channel()
-    try:
-        channel.queue_declare(queue, passive=True)
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code != 404:
-            raise
-        return False
-    channel.close()
-    return True
-
-
 @pytest.mark.broker
 def test_check_only_resumes_when_the_queue_is_back(
-    connected: Connect, names: Names, raw: Any, caplog: pytest.LogCaptureFixture
+    connected: Connect,
+    names: Names,
+    raw: Any,
+    caplog: pytest.LogCaptureFixture,
+    queue_exists: Any,
 ) -> None:
     queue = names("managed-cancelled")
     declare_managed(raw, queue)
@@ -94,7 +88,7 @@ def test_check_only_resumes_when_the_queue_is_back(
         raw.channel().queue_delete(queue)
         assert wait_until(lambda: bool(cancellation_errors(caplog, queue)), 5)
         time.sleep(1.0)
-        assert not queue_exists(raw, queue), "declare: false must not create it"
+        assert not queue_exists(queue), "declare: false must not create it"
         declare_managed(raw, queue)
         # Published from outside, so nothing but the consumer can bring it in.
         raw.channel().basic_publish("", queue, b'{"back": true}')
@@ -105,7 +99,11 @@ def test_check_only_resumes_when_the_queue_is_back(
 
 @pytest.mark.broker
 def test_a_queue_gone_past_the_bound_fails_the_transport(
-    connected: Connect, names: Names, raw: Any, caplog: pytest.LogCaptureFixture
+    connected: Connect,
+    names: Names,
+    raw: Any,
+    caplog: pytest.LogCaptureFixture,
+    queue_exists: Any,
 ) -> None:
     queue = names("gone")
     declare_managed(raw, queue)
@@ -120,4 +118,4 @@ def test_a_queue_gone_past_the_bound_fails_the_transport(
     assert elapsed >= 1.9, f"failed after {elapsed:.2f} s, before the 2 s bound"
     assert cancellation_errors(caplog, queue)
     assert any("cancelled_consumer_timeout" in r.getMessage() for r in caplog.records)
-    assert not queue_exists(raw, queue)
+    assert not queue_exists(queue)

@@ -29,32 +29,25 @@ pytestmark = pytest.mark.broker
 Names = Callable[[str], str]
 Connect = Callable[..., PikaTransport]
 
-_RABBITMQCTL_TIMEOUT = 60
-
 
 def connection_name() -> str:
     return f"zocalo-pika-production-{uuid.uuid4().hex}"
 
 
-def queue_depth(queue: str) -> int:
-    """Ready plus unacknowledged messages of `queue`, as RabbitMQ counts them."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "name", "messages"],
-        capture_output=True,
-        text=True,
-        timeout=_RABBITMQCTL_TIMEOUT,
-        check=True,
-    ).stdout
-    for line in listing.splitlines():
-        fields = line.split("\t")
-        if fields[0] == queue:
-            return int(fields[1])
-    pytest.fail(f"queue {queue!r} not found: {listing!r}")
+@pytest.fixture
+def drained(rabbitmq_tool: Callable[..., str]) -> Callable[[str], bool]:
+    """`drained(queue)`: whether RabbitMQ counts no ready or unacknowledged message
+    in `queue` within 10 s (its counts lag a little)."""
 
+    def depth(queue: str) -> int:
+        listing = rabbitmq_tool("rabbitmqctl", "-q", "list_queues", "name", "messages")
+        for line in listing.splitlines():
+            fields = line.split("\t")
+            if fields[0] == queue:
+                return int(fields[1])
+        pytest.fail(f"queue {queue!r} not found: {listing!r}")
 
-def drained(queue: str, timeout: float = 10.0) -> bool:
-    """Whether `queue` is empty within `timeout`: RabbitMQ's counts lag a little."""
-    return wait_until(lambda: queue_depth(queue) == 0, timeout)
+    return lambda queue: wait_until(lambda: depth(queue) == 0, 10.0)
 
 
 def test_transaction_abort_sends_nothing_commit_sends_once(
@@ -82,7 +75,7 @@ def test_transaction_abort_sends_nothing_commit_sends_once(
 
 
 def test_ack_in_transaction_then_plain_ack_not_redelivered(
-    connected: Connect, names: Names
+    connected: Connect, names: Names, drained: Callable[[str], bool]
 ) -> None:
     """Prefetch 1: message 1 acked in a committed transaction, message 2 plainly;
     a new consumer gets neither again."""
@@ -149,6 +142,7 @@ def test_load_then_forced_close(
     names: Names,
     caplog: pytest.LogCaptureFixture,
     broker_closes: Callable[[str], None],
+    drained: Callable[[str], bool],
 ) -> None:
     """10,000 sends and 10,000 acks on two threads at once, then the broker closes
     the connection: no protocol error, each message acked once, and the next call
@@ -200,7 +194,10 @@ def test_load_then_forced_close(
 
 
 def test_handler_sleeping_three_heartbeats(
-    connected: Connect, names: Names, caplog: pytest.LogCaptureFixture
+    connected: Connect,
+    names: Names,
+    caplog: pytest.LogCaptureFixture,
+    drained: Callable[[str], bool],
 ) -> None:
     """A handler asleep for three heartbeat intervals, then acking: the connection
     stays up all along and the message is not delivered again."""
@@ -231,15 +228,11 @@ def test_handler_sleeping_three_heartbeats(
     assert drained(queue)
 
 
-def test_broker_has_no_delayed_message_plugin() -> None:
+def test_broker_has_no_delayed_message_plugin(
+    rabbitmq_tool: Callable[..., str],
+) -> None:
     """The delay cases below run on a broker without the delayed-message plugin."""
-    listing = subprocess.run(
-        ["rabbitmq-plugins", "list", "-e"],
-        capture_output=True,
-        text=True,
-        timeout=_RABBITMQCTL_TIMEOUT,
-        check=True,
-    ).stdout
+    listing = rabbitmq_tool("rabbitmq-plugins", "list", "-e")
     assert "rabbitmq_delayed_message_exchange" not in listing
 
 
@@ -391,7 +384,9 @@ class ChildConsumer:
         self.process.stdout.close()
 
 
-def test_killed_consumer_requeues_at_most_one(connected: Connect, names: Names) -> None:
+def test_killed_consumer_requeues_at_most_one(
+    connected: Connect, names: Names, drained: Callable[[str], bool]
+) -> None:
     """Two prefetch-1 consumers share ten slow messages; SIGKILL of one of them
     returns at most its one unacknowledged message, and all ten are handled."""
     queue = names("shared")
@@ -429,6 +424,7 @@ def test_service_survives_forced_close_during_backlog(
     connected: Connect,
     services: Services,
     broker_closes: Callable[[str], None],
+    drained: Callable[[str], bool],
 ) -> None:
     """The broker closes a service's connection in the middle of a backlog: the
     transport reconnects and every message is handled."""

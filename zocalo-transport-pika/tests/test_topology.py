@@ -11,8 +11,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import pika
-import pika.exceptions
 import pytest
 from zocalo_core import TransportError
 from zocalo_core.testing import Collector, wait_until
@@ -30,36 +28,11 @@ Names = Callable[[str], str]
 Connect = Callable[..., PikaTransport]
 
 
-def declared_with(raw: Any, queue: str, arguments: dict[str, Any]) -> bool:
-    """Whether `queue` exists with exactly these arguments (durable)."""
-    channel = raw.channel()
-    try:
-        channel.queue_declare(queue, durable=True, arguments=arguments)
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code != 406:
-            raise
-        return False
-    channel.close()
-    return True
-
-
-def exists(raw: Any, queue: str) -> bool:
-    channel = raw.channel()
-    try:
-        channel.queue_declare(queue, passive=True)
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code != 404:
-            raise
-        return False
-    channel.close()
-    return True
-
-
 # -- declare: false
 
 
 def test_check_only_refuses_a_missing_queue(
-    connected: Connect, names: Names, raw: Any
+    connected: Connect, names: Names, queue_exists: Any
 ) -> None:
     transport = connected(declare=False)
     queue = names("managed-missing")
@@ -69,23 +42,27 @@ def test_check_only_refuses_a_missing_queue(
     with pytest.raises(TransportError, match="managed elsewhere") as subscribing:
         transport.subscribe(queue, Collector())
     assert repr(queue) in str(subscribing.value)
-    assert not exists(raw, queue)
-    assert not exists(raw, dead_letter_queue(queue))
+    assert not queue_exists(queue)
+    assert not queue_exists(dead_letter_queue(queue))
 
 
 def test_check_only_needs_the_dead_letter_queue(
-    connected: Connect, names: Names, raw: Any
+    connected: Connect, names: Names, raw: Any, queue_exists: Any
 ) -> None:
     queue = names("managed-no-dlq")
     raw.channel().queue_declare(queue, durable=True)
     transport = connected(declare=False)
     with pytest.raises(TransportError, match=dead_letter_queue(queue)):
         transport.subscribe(queue, Collector())
-    assert not exists(raw, dead_letter_queue(queue))
+    assert not queue_exists(dead_letter_queue(queue))
 
 
 def test_check_only_uses_existing_queues_as_they_are(
-    connected: Connect, names: Names, raw: Any, caplog: pytest.LogCaptureFixture
+    connected: Connect,
+    names: Names,
+    raw: Any,
+    caplog: pytest.LogCaptureFixture,
+    declared_with: Any,
 ) -> None:
     queue = names("managed")
     channel = raw.channel()
@@ -100,13 +77,15 @@ def test_check_only_uses_existing_queues_as_they_are(
     assert message.body == {"to": "a managed queue"}
     # A declaration would have met the site's arguments and warned about them.
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert declared_with(raw, queue, {})
+    assert declared_with(queue, {})
 
 
 # -- queue_type: classic
 
 
-def test_classic_queues_round_trip(connected: Connect, names: Names, raw: Any) -> None:
+def test_classic_queues_round_trip(
+    connected: Connect, names: Names, declared_with: Any
+) -> None:
     transport = connected(queue_type="classic")
     queue = names("classic")
     collector = Collector(transport, ack=True)
@@ -117,7 +96,6 @@ def test_classic_queues_round_trip(connected: Connect, names: Names, raw: Any) -
     assert message.delivery_attempt == 1
     dead_letters = dead_letter_queue(queue)
     assert declared_with(
-        raw,
         queue,
         {
             "x-queue-type": "classic",
@@ -126,7 +104,7 @@ def test_classic_queues_round_trip(connected: Connect, names: Names, raw: Any) -
             "x-max-priority": 1,
         },
     )
-    assert not declared_with(raw, queue, {"x-queue-type": "quorum"})
+    assert not declared_with(queue, {"x-queue-type": "quorum"})
 
 
 def test_classic_queues_have_two_priority_levels(
@@ -175,7 +153,10 @@ def test_classic_queues_count_their_consumers_nacks(
 
 
 def test_single_active_consumer_hands_over(
-    connected: Connect, names: Names, raw: Any, broker_closes: Callable[[str], None]
+    connected: Connect,
+    names: Names,
+    broker_closes: Callable[[str], None],
+    declared_with: Any,
 ) -> None:
     queue = names("single")
     first_name = f"zocalo-test-sac-{uuid.uuid4().hex[:12]}"
@@ -201,7 +182,6 @@ def test_single_active_consumer_hands_over(
     assert sorted(second_got.bodies) == [4, 5, 6, 7]  # type: ignore[type-var]
     assert first_got.bodies == [0, 1, 2, 3]
     assert declared_with(
-        raw,
         queue,
         {
             "x-queue-type": "quorum",

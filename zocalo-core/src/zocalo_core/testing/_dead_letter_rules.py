@@ -165,11 +165,11 @@ class DeliveryLimitRules(ConformanceBase):
         assert "bad input 42" in entry["error"]
         collector.assert_quiet(self.quiet_period, self.delivery_limit)
 
-    def test_limit_consumer_lost_at_limit(
-        self, connect: TransportFactory, new_name: NameFactory
+    def lose_consumer_at_last_delivery(
+        self, connect: TransportFactory, queue: str
     ) -> None:
-        """LIMIT-3: a consumer lost holding the last allowed delivery dead-letters."""
-        queue = new_name()
+        """Send one message to `queue`, nack it up to its last allowed delivery, and
+        disconnect the consumer holding that one (the case of LIMIT-3)."""
         transport = connect()
 
         def nack_until_last(message: Message) -> None:
@@ -182,6 +182,13 @@ class DeliveryLimitRules(ConformanceBase):
         last = self.receive(collector, self.delivery_limit)[-1]
         assert last.delivery_attempt == self.delivery_limit
         transport.disconnect()
+
+    def test_limit_consumer_lost_at_limit(
+        self, connect: TransportFactory, new_name: NameFactory
+    ) -> None:
+        """LIMIT-3: a consumer lost holding the last allowed delivery dead-letters."""
+        queue = new_name()
+        self.lose_consumer_at_last_delivery(connect, queue)
         (dead,) = self.dead_letters(connect(), queue)
         (entry,) = deaths(dead)
         check_death(entry, queue, "delivery-limit", self.delivery_limit)
